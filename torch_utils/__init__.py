@@ -1,0 +1,1 @@
+"""Shared helpers: network files, safe legacy loading, misc utilities, training stats, distributed."""
