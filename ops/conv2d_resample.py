@@ -1,0 +1,71 @@
+"""conv2d_resample: 2-D convolution combined with FIR up/downsampling (StyleGAN2 layers).
+
+Definition (padding is first adjusted so that the resampling filter stays centred):
+  if up > 1:   px0 += (fw + up - 1) // 2,  px1 += (fw - up) // 2   (same for y with fh)
+  if down > 1: px0 += (fw - down + 1) // 2, px1 += (fw - down) // 2
+  y = upfirdn2d(x, f if up > 1 else None, up, adjusted padding, gain=up**2)
+  y = conv2d(y, w, groups)        # flip_weight=True: correlation (torch), False: convolution
+  y = upfirdn2d(y, f, down)       # only if down > 1
+Up- and downsampling use the same filter `f`. Because convolution with w and filtering with f
+commute, the downsampling case filters first and then uses a strided convolution, which never
+computes samples that are thrown away. The resampling runs through `upfirdn2d` and therefore
+gets the native backend; the convolution itself is torch's.
+"""
+
+import torch
+import torch.nn.functional as F
+
+from ops import _validate
+from ops.upfirdn2d import upfirdn2d
+
+
+def conv2d_resample(x, w, f=None, up=1, down=1, padding=0, groups=1, flip_weight=True,
+                    flip_filter=False, impl='auto') -> torch.Tensor:
+    """Convolve x [N, Cin, H, W] with w [Cout, Cin/groups, kh, kw], up/downsampling with f."""
+    x = _validate.image(x, 'x')
+    w = _validate.tensor(w, 'w', ndims=(4,))
+    f = _validate.fir_filter(f, 'f')
+    up = _validate.int_factor(up, 'up')
+    down = _validate.int_factor(down, 'down')
+    groups = _validate.int_factor(groups, 'groups')
+    px0, px1, py0, py1 = _validate.padding4(padding, 'padding')
+    _check_channels(x, w, groups)
+    fw, fh = _validate.filter_size(f)
+    if up > 1:
+        px0, px1 = px0 + (fw + up - 1) // 2, px1 + (fw - up) // 2
+        py0, py1 = py0 + (fh + up - 1) // 2, py1 + (fh - up) // 2
+    if down > 1:
+        px0, px1 = px0 + (fw - down + 1) // 2, px1 + (fw - down) // 2
+        py0, py1 = py0 + (fh - down + 1) // 2, py1 + (fh - down) // 2
+    if not flip_weight:
+        w = w.flip([2, 3])                                 # true convolution
+    w = w.to(x.dtype)
+    padding = (px0, px1, py0, py1)
+
+    if up == 1 and down == 1:
+        return _conv_padded(x, w, padding, groups, impl)
+    if up == 1:
+        # Filter first, then strided conv: identical to conv -> filter -> subsample.
+        x = upfirdn2d(x, f, padding=padding, flip_filter=flip_filter, impl=impl)
+        return F.conv2d(x, w, stride=down, groups=groups)
+    x = upfirdn2d(x, f, up=up, padding=padding, flip_filter=flip_filter, gain=up ** 2, impl=impl)
+    x = F.conv2d(x, w, groups=groups)
+    if down > 1:
+        x = upfirdn2d(x, f, down=down, flip_filter=flip_filter, impl=impl)
+    return x
+
+
+def _check_channels(x, w, groups):
+    if w.shape[0] % groups != 0:
+        raise ValueError(f'w has {w.shape[0]} output channels, not divisible by groups={groups}.')
+    if x.shape[1] != w.shape[1] * groups:
+        raise ValueError(f'x has {x.shape[1]} channels but w expects {w.shape[1]} x groups={groups} '
+                         f'= {w.shape[1] * groups}.')
+
+
+def _conv_padded(x, w, padding, groups, impl):
+    px0, px1, py0, py1 = padding
+    if px0 == px1 and py0 == py1 and px0 >= 0 and py0 >= 0:
+        return F.conv2d(x, w, padding=(py0, px0), groups=groups)
+    x = upfirdn2d(x, None, padding=padding, impl=impl)  # asymmetric pad / crop
+    return F.conv2d(x, w, groups=groups)
