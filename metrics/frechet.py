@@ -1,0 +1,55 @@
+"""Fréchet distances between Gaussian fits of feature sets (FID: Heusel et al. 2017, eq. 6).
+
+FD = |mu_1 - mu_2|^2 + Tr(S_1 + S_2 - 2 (S_1 S_2)^(1/2)).
+"""
+
+import numpy as np
+import scipy.linalg
+
+from metrics import detectors, features
+
+FID_DEFAULT_GEN = 50000
+
+
+def frechet_distance(mu1, cov1, mu2, cov2) -> float:
+    mu1, mu2 = np.asarray(mu1, np.float64), np.asarray(mu2, np.float64)
+    mean_term = np.square(mu1 - mu2).sum()
+    root, _ = scipy.linalg.sqrtm(np.dot(cov1, cov2), disp=False)
+    # sqrtm of a product of PSD matrices is real up to rounding; drop the imaginary noise.
+    return float(np.real(mean_term + np.trace(cov1 + cov2 - 2 * np.real(root))))
+
+
+def fd_from_stats(real: features.FeatureStats, gen: features.FeatureStats) -> float:
+    mu_r, cov_r = real.get_mean_cov()
+    mu_g, cov_g = gen.get_mean_cov()
+    return frechet_distance(mu_g, cov_g, mu_r, cov_r)
+
+
+def inception_features(opts):
+    """(feature function on uint8 images, detector identity) for the Inception-v3 pool features."""
+    det = detectors.get_detector('inception', opts.detector_dir, opts.device)
+    return (lambda img: det(img.to(opts.device), return_features=True)), det.digest
+
+
+def compute_fid(opts, max_real=None, num_gen=FID_DEFAULT_GEN) -> dict:
+    fn, det_id = inception_features(opts)
+    real = features.real_feature_stats(opts, fn, det_id, capture_mean_cov=True,
+                                       max_items=opts.real_count(max_real), features='inception_pool')
+    gen = features.generated_feature_stats(opts, fn, opts.gen_count(num_gen), capture_mean_cov=True)
+    return dict(fid=fd_from_stats(real, gen))
+
+
+def mobilenet_features(opts):
+    """(feature function on uint8 images, weights identity) for the 1280-d MobileNetV2 features."""
+    from metrics import mobilenet_v2
+    net = mobilenet_v2.load_mobilenet_v2(opts.detector_dir, opts.device)
+    digest = detectors.file_digest(mobilenet_v2.find_weights(opts.detector_dir))
+    return (lambda img: net.pooled_features(mobilenet_v2.preprocess(img.to(opts.device)))), digest
+
+
+def compute_fd_mobilenet(opts, max_real=None, num_gen=FID_DEFAULT_GEN) -> dict:
+    fn, det_id = mobilenet_features(opts)
+    real = features.real_feature_stats(opts, fn, det_id, capture_mean_cov=True,
+                                       max_items=opts.real_count(max_real), features='mobilenet_v2_pool')
+    gen = features.generated_feature_stats(opts, fn, opts.gen_count(num_gen), capture_mean_cov=True)
+    return dict(fd_mobilenet=fd_from_stats(real, gen))

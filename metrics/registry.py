@@ -1,0 +1,107 @@
+"""The named metrics and `run_metric`, the one entry point of calc_metrics.py and training.
+
+A metric is a function `MetricOptions -> dict of results`. Results of a run are appended as
+one JSON line to `metric-<name>.jsonl` (next to the network, in the run dir, or at a given path).
+"""
+
+import dataclasses
+import json
+import os
+import pathlib
+import time
+from typing import Callable
+
+import torch
+
+from metrics import equivariance, frechet, inception_score, kid, ppl, precision_recall, swd
+from metrics.options import MetricOptions
+
+
+@dataclasses.dataclass(frozen=True)
+class MetricSpec:
+    name: str
+    compute: Callable[[MetricOptions], dict]
+    needs_data: bool          # needs real images (--data)
+    description: str
+
+
+def _equivariance(kind):
+    def compute(opts: MetricOptions) -> dict:
+        r = equivariance.compute_equivariance(opts.G, kind, opts.gen_count(50000), opts.batch_size,
+                                              opts.device, opts.seed, opts.progress)
+        return {f'eqt50k_{kind}' if kind != 'rot' else 'eqr50k': r['psnr_db']}
+    return compute
+
+
+METRICS = {spec.name: spec for spec in (
+    MetricSpec('fid50k_full', frechet.compute_fid, True, 'FID, 50k generated vs all real images (Inception-v3)'),
+    MetricSpec('kid50k_full', kid.compute_kid, True, 'KID, 50k generated vs up to 1M real images'),
+    MetricSpec('pr50k3_full', precision_recall.compute_pr, True, 'precision/recall, k=3, 50k each (VGG16)'),
+    MetricSpec('is50k', inception_score.compute_is, False, 'Inception Score of 50k generated images'),
+    MetricSpec('ppl2_wend', ppl.compute_ppl, False, 'perceptual path length in W, endpoints, no crop'),
+    MetricSpec('eqt50k_int', _equivariance('int'), False, 'EQ-T PSNR, integer translations'),
+    MetricSpec('eqt50k_frac', _equivariance('frac'), False, 'EQ-T_frac PSNR, fractional translations'),
+    MetricSpec('eqr50k', _equivariance('rot'), False, 'EQ-R PSNR, rotations'),
+    MetricSpec('swd', swd.compute_swd, True, 'multi-scale sliced Wasserstein distance x1e3 (offline)'),
+    MetricSpec('fd_mobilenet', frechet.compute_fd_mobilenet, True, 'Frechet distance, MobileNetV2 features (offline)'),
+)}
+
+# Batch sizes the metrics use when the caller does not choose one.
+DEFAULT_BATCH = {'ppl2_wend': 2, 'eqt50k_int': 4, 'eqt50k_frac': 4, 'eqr50k': 4}
+
+
+def is_valid_metric(name: str) -> bool:
+    return name in METRICS
+
+
+def list_metrics() -> list[str]:
+    return list(METRICS)
+
+
+def _check(name, G, dataset_kwargs):
+    if name not in METRICS:
+        raise ValueError(f'unknown metric {name!r}; choose from {", ".join(METRICS)}.')
+    spec = METRICS[name]
+    if G is None:
+        raise ValueError(f'metric {name} needs a generator.')
+    if spec.needs_data and not (dataset_kwargs or {}).get('path'):
+        raise ValueError(f'metric {name} needs real images: pass --data (a dataset folder or zip).')
+    if name.startswith('eq'):
+        equivariance.require_equivariance(G)
+    return spec
+
+
+def run_metric(name: str, G=None, dataset_kwargs=None, *, num_gen=None, max_real=None, batch_size=None,
+               device='cpu', detector_dir=None, cache_dir=None, progress=True, seed=0,
+               run_dir=None, jsonl_path=None, snapshot=None) -> dict:
+    """Compute one named metric; append it to `jsonl_path` or `<run_dir>/metric-<name>.jsonl` if given.
+
+    Returns {'metric', 'results', 'total_time', 'snapshot', 'timestamp', 'num_gen', 'max_real'}.
+    """
+    spec = _check(name, G, dataset_kwargs)
+    device = torch.device(device)
+    opts = MetricOptions(G=G.eval(), dataset_kwargs=dict(dataset_kwargs or {}), device=device,
+                         batch_size=batch_size or DEFAULT_BATCH.get(name, 32), num_gen=num_gen,
+                         max_real=max_real, detector_dir=detector_dir, cache_dir=cache_dir,
+                         progress=progress, seed=seed)
+    start = time.time()
+    results = spec.compute(opts)
+    record = dict(metric=name, results=results, total_time=time.time() - start,
+                  snapshot=None if snapshot is None else str(snapshot), timestamp=time.time(),
+                  num_gen=num_gen, max_real=max_real, batch_size=opts.batch_size, device=str(device))
+    if jsonl_path is None and run_dir is not None:
+        jsonl_path = pathlib.Path(run_dir) / f'metric-{name}.jsonl'
+    if jsonl_path is not None:
+        append_jsonl(jsonl_path, record)
+    return record
+
+
+def append_jsonl(path, record: dict):
+    """Append one JSON line; written to a temp file and renamed so a crash never truncates."""
+    path = pathlib.Path(path)
+    old = path.read_text() if path.is_file() else ''
+    if old and not old.endswith('\n'):
+        old += '\n'
+    tmp = path.with_name(path.name + f'.tmp{os.getpid()}')
+    tmp.write_text(old + json.dumps(record) + '\n')
+    os.replace(tmp, path)
