@@ -92,7 +92,7 @@ class _ZipSource:
         return {'path': self.path, '_zip': None, '_pid': None}
 
 
-def _open_source(path) -> '_FolderSource | _ZipSource':
+def open_container(path) -> '_FolderSource | _ZipSource':
     path = pathlib.Path(path)
     if path.is_dir():
         return _FolderSource(path)
@@ -203,7 +203,7 @@ class ImageFolderDataset(torch.utils.data.Dataset):
     def __init__(self, path, resolution=None, use_labels=False, max_size=None, xflip=False,
                  random_seed=0, skip_bad=False):
         self._path = str(path)
-        self._source = _open_source(path)
+        self._source = open_container(path)
         self._use_labels = bool(use_labels)
         self._xflip = bool(xflip)
         self._skip_bad = bool(skip_bad)
@@ -398,7 +398,7 @@ def dataset_fingerprint(path) -> str:
     Independent of the container (a folder and a zip of the same files agree) and of file
     timestamps; any renamed, added or edited file changes it.
     """
-    source = _open_source(path)
+    source = open_container(path)
     h = hashlib.sha256()
     for name in source.list_files():
         data = source.read(name)
