@@ -1,0 +1,107 @@
+// Plain C entry points, called from Python through ctypes (see functions.py).
+//
+// Why not pybind11/torch bindings: including <torch/extension.h> makes one translation unit take
+// over a minute to compile on a 2-core machine; this library needs no torch headers at all, so
+// the first build takes seconds. Python owns the tensors (allocation, dtype, contiguity checks);
+// these functions recheck the geometry and return a status code instead of crashing:
+// 0 = ok, 1 = inconsistent arguments, 2 = C++ exception (e.g. out of memory).
+#include <exception>
+
+#include "kernels.h"
+
+using sgnative::Axis;
+using sgnative::Filter2d;
+
+namespace {
+
+bool make_axis(int64_t n, int64_t up, int64_t down, int64_t p0, int64_t p1, int64_t taps,
+               int64_t expected_out, Axis* axis) {
+  if (n < 1 || up < 1 || down < 1 || taps < 1) return false;
+  const int64_t out = sgnative::upfirdn_out_len(n, up, down, p0, p1, taps);
+  *axis = {n, out, up, down, p0, taps};
+  return out >= 1 && out == expected_out;
+}
+
+// fy == nullptr: fx is a 2-D [ky][kx] filter; otherwise separable kx / ky taps.
+template <typename T>
+Filter2d<T> make_filter(const T* fx, int64_t kx, const T* fy, int64_t ky) {
+  Filter2d<T> f;
+  f.x = fx;
+  f.y = fy;
+  f.kx = kx;
+  f.ky = ky;
+  return f;
+}
+
+template <class F>
+int guarded(const F& f) {
+  try {
+    return f() ? 0 : 1;
+  } catch (...) {
+    return 2;
+  }
+}
+
+}  // namespace
+
+#define SG_DEFINE(T, SUFFIX)                                                                      \
+  extern "C" int sg_upfirdn2d_##SUFFIX(                                                           \
+      const T* x, T* y, int64_t planes, int64_t h, int64_t w, const T* fx, int64_t kx,           \
+      const T* fy, int64_t ky, int64_t upx, int64_t upy, int64_t downx, int64_t downy,           \
+      int64_t px0, int64_t px1, int64_t py0, int64_t py1, int64_t hout, int64_t wout,            \
+      int threads) {                                                                              \
+    return guarded([&] {                                                                          \
+      Axis ax, ay;                                                                                \
+      if (!make_axis(w, upx, downx, px0, px1, kx, wout, &ax) ||                                   \
+          !make_axis(h, upy, downy, py0, py1, ky, hout, &ay))                                     \
+        return false;                                                                             \
+      sgnative::upfirdn2d_cpu<T>(x, y, planes, ax, ay, make_filter(fx, kx, fy, ky), threads);    \
+      return true;                                                                                \
+    });                                                                                           \
+  }                                                                                               \
+  extern "C" int sg_filtered_lrelu_##SUFFIX(                                                      \
+      const T* x, const T* b, T* y, uint8_t* mask, int64_t n, int64_t c, int64_t h, int64_t w,   \
+      const T* fux, int64_t kux, const T* fuy, int64_t kuy, const T* fdx, int64_t kdx,           \
+      const T* fdy, int64_t kdy, int64_t up, int64_t down, int64_t px0, int64_t px1,             \
+      int64_t py0, int64_t py1, double gain, double slope, double clamp, int64_t hmid,           \
+      int64_t wmid, int64_t hout, int64_t wout, int threads) {                                    \
+    return guarded([&] {                                                                          \
+      Axis ux, uy, dx, dy;                                                                        \
+      if (!make_axis(w, up, 1, px0, px1, kux, wmid, &ux) ||                                       \
+          !make_axis(h, up, 1, py0, py1, kuy, hmid, &uy) ||                                       \
+          !make_axis(wmid, 1, down, 0, 0, kdx, wout, &dx) ||                                      \
+          !make_axis(hmid, 1, down, 0, 0, kdy, hout, &dy))                                        \
+        return false;                                                                             \
+      sgnative::filtered_lrelu_cpu<T>(x, b, y, mask, n, c, ux, uy, dx, dy,                        \
+                                      make_filter(fux, kux, fuy, kuy),                            \
+                                      make_filter(fdx, kdx, fdy, kdy), T(gain), T(slope),        \
+                                      T(clamp), threads);                                         \
+      return true;                                                                                \
+    });                                                                                           \
+  }                                                                                               \
+  extern "C" int sg_mask_scale_##SUFFIX(const T* g, const uint8_t* mask, T* out, int64_t numel,  \
+                                        double gain, double slope, int threads) {                 \
+    return guarded([&] {                                                                          \
+      sgnative::mask_scale_cpu<T>(g, mask, out, numel, T(gain), T(slope), threads);               \
+      return true;                                                                                \
+    });                                                                                           \
+  }                                                                                               \
+  extern "C" int sg_bias_act_##SUFFIX(const T* x, const T* b, const T* g, T* y, int64_t outer,   \
+                                      int64_t channels, int64_t inner, int act, double alpha,    \
+                                      double gain, double clamp, int order, int threads) {       \
+    return guarded([&] {                                                                          \
+      if (act < sgnative::kLinear || act > sgnative::kSwish || order < 0 || order > 2 ||         \
+          (order > 0 && g == nullptr))                                                            \
+        return false;                                                                             \
+      sgnative::bias_act_cpu<T>(x, b, g, y, outer, channels, inner,                               \
+                                static_cast<sgnative::Act>(act), T(alpha), T(gain), T(clamp),    \
+                                order, threads);                                                  \
+      return true;                                                                                \
+    });                                                                                           \
+  }
+
+SG_DEFINE(float, f32)
+SG_DEFINE(double, f64)
+
+// Bumped whenever a signature above changes; functions.py refuses a library of another version.
+extern "C" int sg_abi_version() { return 1; }

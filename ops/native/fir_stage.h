@@ -1,0 +1,61 @@
+// One upfirdn2d stage producing output rows one at a time (see fir.h for the plans).
+#pragma once
+
+#include <vector>
+
+#include "fir.h"
+
+namespace sgnative {
+
+// Computes output row o of an upfirdn2d whose source rows come from a callable
+// `source(s) -> const T*` (called at most once per source row and plane, in increasing order).
+// Separable filters: each source row is filtered horizontally once and kept in a small ring of
+// `span` rows; an output row is then a weighted sum of those rows (vertical pass). 2-D filters:
+// the ring keeps prepared source rows and every (row, filter row) pair is filtered directly.
+template <typename T>
+class FirStage {
+ public:
+  FirStage(const RowPlan& rows, const ColPlan& cols, const Filter2d<T>& f)
+      : rows_(rows), cols_(cols), f_(f),
+        ring_(cols.span, f.separable() ? rows.axis().n_out : rows.prep_len()),
+        prep_(rows.prep_len()), acc_(std::max<int64_t>(rows.acc_len(), 1)) {}
+
+  void reset() { ring_.reset(); }
+  int64_t width() const { return rows_.axis().n_out; }
+
+  template <class Source>
+  void row(int64_t o, Source& source, T bias, T* out) {
+    const int64_t n = width();
+    std::fill(out, out + n, T(0));
+    for (int64_t e = cols_.begin[o]; e < cols_.begin[o + 1]; ++e) {
+      const int64_t s = cols_.src[e], i = cols_.tap[e];
+      T* slot = ring_.slot(s);
+      if (!ring_.has(s)) {
+        fill_slot(source(s), bias, slot);
+        ring_.mark(s);
+      }
+      if (f_.separable())
+        axpy(f_.y[i], slot, out, n);
+      else
+        rows_.apply(slot, f_.x + i * f_.kx, out, true, acc_.data());
+    }
+  }
+
+ private:
+  void fill_slot(const T* src, T bias, T* slot) {
+    if (f_.separable()) {
+      rows_.prepare(src, bias, prep_.data());
+      rows_.apply(prep_.data(), f_.x, slot, false, acc_.data());
+    } else {
+      rows_.prepare(src, bias, slot);
+    }
+  }
+
+  const RowPlan& rows_;
+  const ColPlan& cols_;
+  Filter2d<T> f_;
+  RowRing<T> ring_;
+  std::vector<T> prep_, acc_;
+};
+
+}  // namespace sgnative

@@ -1,0 +1,339 @@
+"""Differentiable native CPU ops: autograd wrappers around the C kernels in ops/native/*.cpp.
+
+The public ops (ops/upfirdn2d.py, ops/filtered_lrelu.py, ops/bias_act.py) validate and normalise
+their arguments and call these functions for CPU tensors. Semantics are exactly those of the
+reference backend (DESIGN.md section 5); only the speed differs.
+
+Gradients
+* upfirdn2d is linear in x; its adjoint is again an upfirdn2d (up and down swapped, filter
+  flipped, padding adjusted), so the backward calls the same autograd Function and gradients of
+  any order work.
+* filtered_lrelu saves, at the upsampled resolution, a uint8 code per sample saying whether the
+  leaky ReLU took its positive or negative branch or the clamp was active (1 byte instead of
+  recomputing the whole upsampling in the backward pass). The backward is then
+  up_adjoint(code_scale * down_adjoint(dy)): linear in dy and built from differentiable
+  Functions, so double backward works as well (the activation's second derivative is 0).
+* bias_act's backward is another native Function (first derivative); its own backward uses the
+  native second derivative. Gradients up to second order (R1 / path-length regularisation) are
+  exact; a third-order gradient would treat the second derivative as constant.
+Filters and padding are constants: no gradient flows to them.
+"""
+
+import math
+
+import torch
+
+from ops import backend
+
+_DTYPES = {torch.float32: 'f32', torch.float64: 'f64'}
+_ACT_CODES = {'linear': 0, 'relu': 1, 'lrelu': 2, 'tanh': 3, 'sigmoid': 4, 'elu': 5, 'selu': 6,
+              'softplus': 7, 'swish': 8}
+_ACT_DEFAULTS = {  # (alpha, gain) when the caller passes None; as the reference
+    'linear': (0.0, 1.0), 'relu': (0.0, math.sqrt(2)), 'lrelu': (0.2, math.sqrt(2)),
+    'tanh': (0.0, 1.0), 'sigmoid': (0.0, 1.0), 'elu': (0.0, 1.0), 'selu': (0.0, 1.0),
+    'softplus': (0.0, 1.0), 'swish': (0.0, math.sqrt(2))}
+_LINEAR_PIECEWISE = ('linear', 'relu', 'lrelu')  # second derivative identically zero
+
+
+# ----------------------------------------------------------------------------------------------
+# Public entry points (called by the ops after validation).
+
+def upfirdn2d(x, f, up=(1, 1), down=(1, 1), padding=(0, 0, 0, 0), flip_filter=False, gain=1):
+    """Native upfirdn2d of x [N, C, H, W]; f: 1-D (separable), 2-D [fh, fw] or None."""
+    x, restore = _as_native_dtype(x)
+    taps = _correlation_taps(f, flip_filter, gain, x.dtype)
+    y = _UpFirDn2d.apply(x, taps, _pair(up), _pair(down), _padding4(padding))
+    return restore(y)
+
+
+def filtered_lrelu(x, fu=None, fd=None, b=None, up=1, down=1, padding=(0, 0, 0, 0),
+                   gain=math.sqrt(2), slope=0.2, clamp=None, flip_filter=False):
+    """Fused bias + upsample(fu) + leaky ReLU * gain + clamp + downsample(fd) of x [N, C, H, W]."""
+    x, restore = _as_native_dtype(x)
+    up, down = int(up), int(down)
+    # The upsampling filter carries the zero-insertion gain up**2 (as the reference).
+    fu_taps = _correlation_taps(fu, flip_filter, up * up, x.dtype)
+    fd_taps = _correlation_taps(fd, flip_filter, 1, x.dtype)
+    if b is not None:
+        b = b.to(x.dtype)
+    params = (up, down, _padding4(padding), float(gain), float(slope),
+              -1.0 if clamp is None else float(clamp))
+    y = _FilteredLrelu.apply(x, b, fu_taps, fd_taps, params)
+    return restore(y)
+
+
+def bias_act(x, b=None, dim=1, act='linear', alpha=None, gain=None, clamp=None):
+    """Native y = clamp(act(x + b along dim, alpha) * gain)."""
+    if act not in _ACT_CODES:
+        raise ValueError(f'act must be one of {sorted(_ACT_CODES)}, got {act!r}.')
+    x, restore = _as_native_dtype(x)
+    def_alpha, def_gain = _ACT_DEFAULTS[act]
+    spec = _BiasActSpec(dim=int(dim), act=act,
+                        alpha=def_alpha if alpha is None else float(alpha),
+                        gain=def_gain if gain is None else float(gain),
+                        clamp=-1.0 if clamp is None else float(clamp))
+    if b is not None:
+        b = b.to(x.dtype)
+    return restore(_BiasAct.apply(x, b, spec))
+
+
+# ----------------------------------------------------------------------------------------------
+# Helpers.
+
+def _lib():
+    return backend.native_module()
+
+
+def _threads() -> int:
+    return max(1, torch.get_num_threads())
+
+
+def _as_native_dtype(x):
+    """The kernels exist for float32/float64; other float dtypes compute in float32."""
+    if x.device.type != 'cpu':
+        raise ValueError(f'the native ops backend runs on CPU only, got a tensor on {x.device}.')
+    if x.dtype in _DTYPES:
+        return x, lambda y: y
+    if not x.dtype.is_floating_point:
+        raise ValueError(f'x must be a floating point tensor, got {x.dtype}.')
+    dtype = x.dtype
+    return x.float(), lambda y: y.to(dtype)
+
+
+def _pair(v):
+    return (int(v), int(v)) if isinstance(v, (int, float)) else (int(v[0]), int(v[1]))
+
+
+def _padding4(p):
+    if isinstance(p, (int, float)):
+        return (int(p),) * 4
+    p = [int(v) for v in p]
+    return tuple(p * 2) if len(p) == 2 else tuple(p)
+
+
+def _ptr(t):
+    return None if t is None else t.data_ptr()
+
+
+def _check(status: int, op: str) -> None:
+    if status == 1:
+        raise ValueError(f'native {op}: inconsistent geometry (padding/filter/size).')
+    if status != 0:
+        raise RuntimeError(f'native {op} failed inside the C++ kernel (out of memory?).')
+
+
+class _Taps:
+    """Correlation taps with the gain folded in: separable (x, y 1-D) or 2-D (x only, [fh, fw])."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor | None):
+        self.x, self.y = x.contiguous(), None if y is None else y.contiguous()
+
+    @property
+    def size(self) -> tuple[int, int]:  # (taps along width, taps along height)
+        if self.y is None:
+            return self.x.shape[1], self.x.shape[0]
+        return self.x.numel(), self.y.numel()
+
+    def flipped(self) -> '_Taps':
+        """Taps of the adjoint operator (correlation <-> convolution)."""
+        return _Taps(self.x.flip(list(range(self.x.ndim))), None if self.y is None else self.y.flip(0))
+
+    def args(self):
+        """(x taps ptr, kx, y taps ptr or NULL for 2-D, ky) as the C API takes them."""
+        kx, ky = self.size
+        return _ptr(self.x), kx, _ptr(self.y), ky
+
+
+def _correlation_taps(f, flip_filter: bool, gain: float, dtype) -> _Taps:
+    f = torch.ones([1], dtype=dtype) if f is None else f.detach().to(device='cpu', dtype=dtype)
+    if f.ndim == 0:
+        f = f.reshape(1)
+    if f.ndim not in (1, 2) or f.numel() == 0:
+        raise ValueError(f'filter must be a non-empty 1-D or 2-D tensor, got shape {list(f.shape)}.')
+    if not flip_filter:  # flip_filter=False is a true convolution; the kernels correlate
+        f = f.flip(list(range(f.ndim)))
+    if f.ndim == 1:
+        return _Taps(f * gain, f)  # separable: the whole gain on the horizontal pass
+    return _Taps(f * gain, None)
+
+
+def _out_len(n, up, down, p0, p1, taps):
+    return (n * up + p0 + p1 - taps + down) // down
+
+
+def _adjoint_geometry(in_hw, out_hw, taps: _Taps, up, down, pad):
+    """Padding of the upfirdn2d that computes the adjoint (input gradient) of the given one.
+
+    Per axis, forward y[o] = sum_s x[s] g[up*s + p0 - o*down]; the adjoint is an upfirdn2d
+    with up/down swapped, the taps reversed, q0 = taps - 1 - p0 and q1 chosen so that the
+    output has exactly the input's length.
+    """
+    (h, w), (oh, ow) = in_hw, out_hw
+    kx, ky = taps.size
+    qx0, qy0 = kx - 1 - pad[0], ky - 1 - pad[2]
+    qx1 = w * up[0] - ow * down[0] + pad[0] - up[0] + 1
+    qy1 = h * up[1] - oh * down[1] + pad[2] - up[1] + 1
+    return (qx0, qx1, qy0, qy1)
+
+
+def _upfirdn2d_raw(x, taps: _Taps, up, down, pad):
+    x = x.contiguous()
+    n, c, h, w = x.shape
+    kx, ky = taps.size
+    oh = _out_len(h, up[1], down[1], pad[2], pad[3], ky)
+    ow = _out_len(w, up[0], down[0], pad[0], pad[1], kx)
+    if oh < 1 or ow < 1:
+        raise ValueError(f'upfirdn2d: padding {list(pad)} leaves an empty output for input {h}x{w}.')
+    y = torch.empty([n, c, oh, ow], dtype=x.dtype)
+    if y.numel() == 0:
+        return y
+    fn = getattr(_lib(), f'sg_upfirdn2d_{_DTYPES[x.dtype]}')
+    _check(fn(_ptr(x), _ptr(y), n * c, h, w, *taps.args(), up[0], up[1], down[0], down[1],
+              *pad, oh, ow, _threads()), 'upfirdn2d')
+    return y
+
+
+# ----------------------------------------------------------------------------------------------
+# upfirdn2d.
+
+class _UpFirDn2d(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, taps, up, down, pad):
+        y = _upfirdn2d_raw(x, taps, up, down, pad)
+        ctx.geometry = (taps, up, down, pad, tuple(x.shape[2:]), tuple(y.shape[2:]))
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        taps, up, down, pad, in_hw, out_hw = ctx.geometry
+        adj_pad = _adjoint_geometry(in_hw, out_hw, taps, up, down, pad)
+        dx = _UpFirDn2d.apply(dy, taps.flipped(), down, up, adj_pad)  # differentiable again
+        return dx, None, None, None, None
+
+
+# ----------------------------------------------------------------------------------------------
+# filtered_lrelu.
+
+class _FilteredLrelu(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, b, fu: _Taps, fd: _Taps, params):
+        up, down, pad, gain, slope, clamp = params
+        x = x.contiguous()
+        n, c, h, w = x.shape
+        (kux, kuy), (kdx, kdy) = fu.size, fd.size
+        mh, mw = _out_len(h, up, 1, pad[2], pad[3], kuy), _out_len(w, up, 1, pad[0], pad[1], kux)
+        oh, ow = _out_len(mh, 1, down, 0, 0, kdy), _out_len(mw, 1, down, 0, 0, kdx)
+        if min(mh, mw, oh, ow) < 1:
+            raise ValueError(f'filtered_lrelu: padding {list(pad)} leaves an empty output for input {h}x{w}.')
+        want_mask = any(ctx.needs_input_grad[:2])
+        y = torch.empty([n, c, oh, ow], dtype=x.dtype)
+        mask = torch.empty([n, c, mh, mw], dtype=torch.uint8) if want_mask else None
+        if y.numel() > 0:
+            fn = getattr(_lib(), f'sg_filtered_lrelu_{_DTYPES[x.dtype]}')
+            b_arg = None if b is None else b.contiguous()
+            _check(fn(_ptr(x), _ptr(b_arg), _ptr(y), _ptr(mask), n, c, h, w, *fu.args(), *fd.args(),
+                      up, down, *pad, gain, slope, clamp, mh, mw, oh, ow, _threads()),
+                   'filtered_lrelu')
+        ctx.saved = (mask, fu, fd, params, (h, w), (mh, mw), (oh, ow), b is not None)
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        mask, fu, fd, params, in_hw, mid_hw, out_hw, has_b = ctx.saved
+        up, down, pad, gain, slope, _ = params
+        d_pad = _adjoint_geometry(mid_hw, out_hw, fd, (1, 1), (down, down), (0, 0, 0, 0))
+        d_mid = _UpFirDn2d.apply(dy, fd.flipped(), (down, down), (1, 1), d_pad)  # [N, C, mh, mw]
+        d_mid = _MaskScale.apply(d_mid, mask, gain, slope)
+        u_pad = _adjoint_geometry(in_hw, mid_hw, fu, (up, up), (1, 1), pad)
+        dx = _UpFirDn2d.apply(d_mid, fu.flipped(), (1, 1), (up, up), u_pad)      # [N, C, h, w]
+        db = dx.sum(dim=[0, 2, 3]) if has_b and ctx.needs_input_grad[1] else None
+        return dx, db, None, None, None
+
+
+class _MaskScale(torch.autograd.Function):
+    """g * {0, gain, gain*slope}[code]: the derivative of leaky ReLU * gain + clamp (diagonal,
+    so it is its own adjoint)."""
+
+    @staticmethod
+    def forward(ctx, g, mask, gain, slope):
+        g = g.contiguous()
+        out = torch.empty_like(g)
+        fn = getattr(_lib(), f'sg_mask_scale_{_DTYPES[g.dtype]}')
+        _check(fn(_ptr(g), _ptr(mask), _ptr(out), g.numel(), gain, slope, _threads()), 'filtered_lrelu backward')
+        ctx.saved = (mask, gain, slope)
+        return out
+
+    @staticmethod
+    def backward(ctx, dout):
+        mask, gain, slope = ctx.saved
+        return _MaskScale.apply(dout, mask, gain, slope), None, None, None
+
+
+# ----------------------------------------------------------------------------------------------
+# bias_act.
+
+class _BiasActSpec:
+    __slots__ = ('dim', 'act', 'alpha', 'gain', 'clamp')
+
+    def __init__(self, dim, act, alpha, gain, clamp):
+        self.dim, self.act, self.alpha, self.gain, self.clamp = dim, act, alpha, gain, clamp
+
+
+def _bias_act_raw(x, b, g, spec: _BiasActSpec, order: int):
+    """order 0: the activation; 1 / 2: g times its first / second derivative (0 where clamped)."""
+    x = x.contiguous()
+    shape = x.shape
+    dim = spec.dim if x.ndim > 0 else 0
+    channels = shape[dim] if x.ndim > 0 else 1
+    outer = math.prod(shape[:dim])
+    inner = math.prod(shape[dim + 1:])
+    y = torch.empty_like(x)
+    if x.numel() == 0:
+        return y
+    g = None if g is None else g.contiguous()
+    b = None if b is None else b.contiguous()
+    fn = getattr(_lib(), f'sg_bias_act_{_DTYPES[x.dtype]}')
+    _check(fn(_ptr(x), _ptr(b), _ptr(g), _ptr(y), outer, channels, inner, _ACT_CODES[spec.act],
+              spec.alpha, spec.gain, spec.clamp, order, _threads()), 'bias_act')
+    return y
+
+
+def _reduce_to_bias(t, dim):
+    return t.sum(dim=[d for d in range(t.ndim) if d != dim])
+
+
+class _BiasAct(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, b, spec):
+        ctx.save_for_backward(x, b)
+        ctx.spec = spec
+        return _bias_act_raw(x, b, None, spec, order=0)
+
+    @staticmethod
+    def backward(ctx, dy):
+        x, b = ctx.saved_tensors
+        dx = _BiasActGrad.apply(dy, x, b, ctx.spec)
+        db = _reduce_to_bias(dx, ctx.spec.dim) if b is not None and ctx.needs_input_grad[1] else None
+        return dx, db, None
+
+
+class _BiasActGrad(torch.autograd.Function):
+    """dx = dy * gain * act'(x + b) (0 where clamped); differentiable once more for R1."""
+
+    @staticmethod
+    def forward(ctx, dy, x, b, spec):
+        ctx.save_for_backward(dy, x, b)
+        ctx.spec = spec
+        return _bias_act_raw(x, b, dy, spec, order=1)
+
+    @staticmethod
+    def backward(ctx, ddx):
+        dy, x, b = ctx.saved_tensors
+        spec = ctx.spec
+        d_dy = _BiasActGrad.apply(ddx, x, b, spec) if ctx.needs_input_grad[0] else None
+        d_x = d_b = None
+        if spec.act not in _LINEAR_PIECEWISE and any(ctx.needs_input_grad[1:3]):
+            d_x = _bias_act_raw(x, b, ddx * dy, spec, order=2)
+            if b is not None and ctx.needs_input_grad[2]:
+                d_b = _reduce_to_bias(d_x, spec.dim)
+        return d_dy, d_x, d_b, None

@@ -1,0 +1,39 @@
+// Entry points of the native CPU kernels (plain pointers; bindings.cpp owns the tensors).
+#pragma once
+
+#include <cstdint>
+
+#include "fir.h"
+
+// Below, `threads` is the OpenMP thread count (the caller passes torch.get_num_threads()).
+
+namespace sgnative {
+
+// y[planes][ay.n_out][ax.n_out] = upfirdn2d of x[planes][ay.n_in][ax.n_in] with filter f.
+template <typename T>
+void upfirdn2d_cpu(const T* x, T* y, int64_t planes, const Axis& ax, const Axis& ay,
+                   const Filter2d<T>& f, int threads);
+
+// Fused filtered leaky ReLU of x[n][c][uy.n_in][ux.n_in] (see filtered_lrelu.cpp).
+// b: [c] or nullptr. mask: [n][c][uy.n_out][ux.n_out] or nullptr. clamp < 0 means no clamp.
+template <typename T>
+void filtered_lrelu_cpu(const T* x, const T* b, T* y, uint8_t* mask, int64_t n, int64_t c,
+                        const Axis& ux, const Axis& uy, const Axis& dx, const Axis& dy,
+                        const Filter2d<T>& fu, const Filter2d<T>& fd, T gain, T slope, T clamp,
+                        int threads);
+
+// out = g * {0, gain, gain*slope}[mask]: the derivative of filtered_lrelu's activation stage.
+template <typename T>
+void mask_scale_cpu(const T* g, const uint8_t* mask, T* out, int64_t numel, T gain, T slope,
+                    int threads);
+
+enum Act { kLinear, kRelu, kLrelu, kTanh, kSigmoid, kElu, kSelu, kSoftplus, kSwish };
+
+// x viewed as [outer][channels][inner], bias b[channels] (or nullptr) along the middle axis.
+// order 0: y = clamp(act(x + b) * gain); order 1/2: y = g * gain * act'(x+b) (act'') * pass,
+// where pass = 0 where the clamp was active. clamp < 0 means no clamp.
+template <typename T>
+void bias_act_cpu(const T* x, const T* b, const T* g, T* y, int64_t outer, int64_t channels,
+                  int64_t inner, Act act, T alpha, T gain, T clamp, int order, int threads);
+
+}  // namespace sgnative

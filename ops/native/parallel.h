@@ -1,0 +1,43 @@
+// A minimal OpenMP parallel loop. The thread count comes from Python (torch.get_num_threads()),
+// so torch.set_num_threads() governs the native ops exactly as it governs torch's own kernels.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <exception>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace sgnative {
+
+// Calls f(begin, end) on contiguous chunks of [0, n), one chunk per thread.
+template <class F>
+void parallel_for(int64_t n, int threads, const F& f) {
+  if (n <= 0) return;
+#ifdef _OPENMP
+  const int nt = static_cast<int>(std::min<int64_t>(std::max(threads, 1), n));
+  if (nt > 1) {
+    std::exception_ptr error;
+    std::atomic_flag failed = ATOMIC_FLAG_INIT;
+#pragma omp parallel num_threads(nt)
+    {
+      const int64_t t = omp_get_thread_num(), count = omp_get_num_threads();
+      const int64_t chunk = (n + count - 1) / count;
+      const int64_t begin = t * chunk, end = std::min(n, begin + chunk);
+      try {
+        if (begin < end) f(begin, end);
+      } catch (...) {  // exceptions must not leave an OpenMP region
+        if (!failed.test_and_set()) error = std::current_exception();
+      }
+    }
+    if (error) std::rethrow_exception(error);
+    return;
+  }
+#endif
+  f(0, n);
+}
+
+}  // namespace sgnative
