@@ -11,6 +11,8 @@ the StyleGAN3 Fourier-feature input (StyleGAN3 paper, config B); see docs/networ
 """
 
 import copy
+import functools
+import inspect
 import math
 
 import numpy as np
@@ -34,6 +36,26 @@ def plain_kwargs(value):
     if isinstance(value, np.ndarray):
         return value.tolist()
     return copy.deepcopy(value)
+
+
+def records_init_kwargs(init):
+    """Decorator for top-level network constructors: after construction, `self.init_kwargs`
+    holds the arguments the caller passed (by name, positional ones included, defaults left
+    out), as plain JSON-able data; this is exactly what network files store to rebuild it."""
+    signature = inspect.signature(init)
+
+    @functools.wraps(init)
+    def wrapper(self, *args, **kwargs):
+        bound = signature.bind(self, *args, **kwargs)
+        recorded = {}
+        for name, value in list(bound.arguments.items())[1:]:
+            if signature.parameters[name].kind == inspect.Parameter.VAR_KEYWORD:
+                recorded.update(value)
+            else:
+                recorded[name] = value
+        init(self, *args, **kwargs)
+        self.init_kwargs = plain_kwargs(recorded)
+    return wrapper
 
 
 def normalize_2nd_moment(x: torch.Tensor, dim: int = 1, eps: float = 1e-8) -> torch.Tensor:
@@ -454,11 +476,9 @@ class SynthesisNetwork(torch.nn.Module):
 class Generator(torch.nn.Module):
     """Mapping network + synthesis network; `init_kwargs` holds the constructor kwargs."""
 
+    @records_init_kwargs
     def __init__(self, z_dim, c_dim, w_dim, img_resolution, img_channels, mapping_kwargs={}, **synthesis_kwargs):
         super().__init__()
-        self.init_kwargs = plain_kwargs(dict(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, img_resolution=img_resolution,
-                                             img_channels=img_channels, mapping_kwargs=mapping_kwargs,
-                                             **synthesis_kwargs))
         self.z_dim, self.c_dim, self.w_dim = z_dim, c_dim, w_dim
         self.img_resolution, self.img_channels = img_resolution, img_channels
         self.synthesis = SynthesisNetwork(w_dim=w_dim, img_resolution=img_resolution,
@@ -601,15 +621,11 @@ class DiscriminatorEpilogue(torch.nn.Module):
 class Discriminator(torch.nn.Module):
     """Image [N, C, res, res] (+ label c) -> logits [N, 1]."""
 
+    @records_init_kwargs
     def __init__(self, c_dim, img_resolution, img_channels, architecture='resnet', channel_base=32768,
                  channel_max=512, num_fp16_res=4, conv_clamp=256, cmap_dim=None, block_kwargs={},
                  mapping_kwargs={}, epilogue_kwargs={}):
         super().__init__()
-        self.init_kwargs = plain_kwargs(dict(
-            c_dim=c_dim, img_resolution=img_resolution, img_channels=img_channels, architecture=architecture,
-            channel_base=channel_base, channel_max=channel_max, num_fp16_res=num_fp16_res,
-            conv_clamp=conv_clamp, cmap_dim=cmap_dim, block_kwargs=block_kwargs,
-            mapping_kwargs=mapping_kwargs, epilogue_kwargs=epilogue_kwargs))
         log2 = int(np.log2(img_resolution))
         if img_resolution < 4 or 2 ** log2 != img_resolution:
             raise ValueError(f'img_resolution must be a power of two >= 4, got {img_resolution}.')

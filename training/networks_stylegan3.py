@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from ops import filter_design, filtered_lrelu
-from training.networks_stylegan2 import FullyConnectedLayer, compute_dtype, plain_kwargs
+from training.networks_stylegan2 import FullyConnectedLayer, compute_dtype, records_init_kwargs
 from training.networks_stylegan2 import MappingNetwork as _MappingNetwork
 
 
@@ -294,11 +294,9 @@ class SynthesisNetwork(torch.nn.Module):
 class Generator(torch.nn.Module):
     """Mapping network + alias-free synthesis network; `init_kwargs` holds the constructor kwargs."""
 
+    @records_init_kwargs
     def __init__(self, z_dim, c_dim, w_dim, img_resolution, img_channels, mapping_kwargs={}, **synthesis_kwargs):
         super().__init__()
-        self.init_kwargs = plain_kwargs(dict(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, img_resolution=img_resolution,
-                                             img_channels=img_channels, mapping_kwargs=mapping_kwargs,
-                                             **synthesis_kwargs))
         self.z_dim, self.c_dim, self.w_dim = z_dim, c_dim, w_dim
         self.img_resolution, self.img_channels = img_resolution, img_channels
         self.synthesis = SynthesisNetwork(w_dim=w_dim, img_resolution=img_resolution,
