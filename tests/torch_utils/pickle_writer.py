@@ -39,13 +39,19 @@ def global_ref(module: str, qualname: str) -> type:
 
 
 class Call:
-    """Pickles as `func(*args)`: GLOBAL, argument tuple, REDUCE."""
+    """Pickles as `func(*args)` (GLOBAL, argument tuple, REDUCE), then BUILD with `state` if given.
 
-    def __init__(self, func, args):
-        self.func, self.args = func, tuple(args)
+    A Call may itself be the `func` of another Call (a computed callable, as in getattr chains).
+    """
+
+    def __init__(self, func, args, state=None):
+        self.func, self.args, self.state = func, tuple(args), state
+
+    def __call__(self, *args, **kwargs):
+        raise RuntimeError('a Call is a pickling token and must never be called.')
 
     def __reduce__(self):
-        return self.func, self.args
+        return (self.func, self.args) if self.state is None else (self.func, self.args, self.state)
 
 
 class EasyDict(dict):
@@ -250,3 +256,94 @@ def tensor_call(values: torch.Tensor, blob: bytes = None) -> Call:
     stride = tuple(torch.empty(size).stride())
     return Call(global_ref('torch._utils', '_rebuild_tensor_v2'),
                 (storage, 0, size, stride, False, collections.OrderedDict()))
+
+
+# ---------------------------------------------------------------------------------------------
+# A complete snapshot of one reference network (shared/reference/<name>.*).
+
+def ordered_state(tensors: dict, key_list: list) -> dict:
+    """safetensors files sort their keys; restore `state_dict()` order from the JSON key list."""
+    return {entry['key']: tensors[entry['key']] for entry in key_list}
+
+
+def generator_call(ref_json: dict, G_tensors: dict, module_src: str = None) -> Call:
+    sg3 = 'layers' in ref_json
+    src = module_src or FAKE_MODULE_SRC['networks_stylegan3' if sg3 else 'networks_stylegan2']
+    attrs, none_buffers = {}, {}
+    if sg3:
+        attrs = sg3_layer_attrs(ref_json['layers'])
+        torgb = f'synthesis.{ref_json["layers"][-1]["name"]}'
+        none_buffers = {torgb: ['up_filter', 'down_filter']}  # registered as None (FORMAT.md 3)
+    return persistent_module('Generator', ref_json['G']['init_kwargs'],
+                             ordered_state(G_tensors, ref_json['G']['state_dict']), src,
+                             attrs=attrs, none_buffers=none_buffers)
+
+
+def discriminator_call(ref_json: dict, D_tensors: dict) -> Call:
+    return persistent_module('Discriminator', ref_json['D']['init_kwargs'],
+                             ordered_state(D_tensors, ref_json['D']['state_dict']),
+                             FAKE_MODULE_SRC['networks_stylegan2'])
+
+
+def augment_pipe_call(p: float = 0.25) -> Call:
+    """A reference AugmentPipe (FORMAT.md section 8) with the train.py 'bgc' kwargs."""
+    kwargs = dict(xflip=1, rotate90=1, xint=1, scale=1, rotate=1, aniso=1, xfrac=1,
+                  brightness=1, contrast=1, lumaflip=1, hue=1, saturation=1)
+    buffers = {'p': torch.tensor(p), 'Hz_geom': torch.linspace(-0.1, 0.8, 12),
+               'Hz_fbank': torch.linspace(-1, 1, 4 * 43).reshape(4, 43)}
+    attrs = {'xint_max': 0.125, 'scale_std': 0.2, 'imgfilter_bands': [1, 1, 1, 1], 'noise_std': 0.1}
+    state = module_state({}, buffers, {}, kwargs, attrs)
+    return persistent_call('AugmentPipe', state, FAKE_MODULE_SRC['augment'])
+
+
+def reference_snapshot(ref_json, G_tensors, D_tensors, augment_pipe=None, keys=None,
+                       module_src: str = None) -> bytes:
+    """The bytes of a reference `network-snapshot-*.pkl` holding these weights (G == G_ema)."""
+    return snapshot_bytes(generator_call(ref_json, G_tensors, module_src),
+                          discriminator_call(ref_json, D_tensors),
+                          generator_call(ref_json, G_tensors, module_src), augment_pipe,
+                          reference_training_set_kwargs(ref_json['G']['init_kwargs']['img_resolution']),
+                          keys=keys)
+
+
+def stream_globals(data: bytes) -> set:
+    """Every GLOBAL / STACK_GLOBAL target of a pickle stream, with memoised operands resolved."""
+    import pickletools
+    memo, stack, found = {}, [], set()
+    for op, arg, _ in pickletools.genops(data):
+        if op.name in ('SHORT_BINUNICODE', 'BINUNICODE', 'BINUNICODE8', 'UNICODE'):
+            stack.append(arg)
+        elif op.name == 'MEMOIZE':
+            memo[len(memo)] = stack[-1] if stack else None
+        elif op.name in ('BINPUT', 'LONG_BINPUT', 'PUT'):
+            memo[arg] = stack[-1] if stack else None
+        elif op.name in ('BINGET', 'LONG_BINGET', 'GET'):
+            stack.append(memo.get(arg))
+        elif op.name == 'GLOBAL':
+            found.add(arg.replace(' ', '.'))
+            stack.append(None)
+        elif op.name == 'STACK_GLOBAL':
+            found.add(f'{stack[-2]}.{stack[-1]}')
+            stack.append(None)
+        else:
+            stack.append(None)  # placeholder: only string operands of STACK_GLOBAL matter
+    return found
+
+
+def storage_blobs(data: bytes) -> list:
+    """The legacy storage blobs (bytes arguments starting with the legacy magic pickle)."""
+    import pickletools
+    magic = pickle.dumps(LEGACY_MAGIC, protocol=2)
+    return [arg for op, arg, _ in pickletools.genops(data)
+            if isinstance(arg, bytes) and arg.startswith(magic)]
+
+
+def blob_globals(blob: bytes) -> set:
+    """Globals named by the five small pickles at the start of a legacy blob."""
+    import pickletools
+    stream, found = io.BytesIO(blob), set()
+    for _ in range(5):
+        for op, arg, _ in pickletools.genops(stream):
+            if op.name == 'GLOBAL':
+                found.add(arg.replace(' ', '.'))
+    return found
