@@ -1,0 +1,131 @@
+"""python -m visualizer [NETWORK ...]: the interactive StyleGAN visualizer.
+
+Examples:
+    python -m visualizer                                   # bundled StyleGAN3 model
+    python -m visualizer network-snapshot-000100.pt other.pkl --browse-dir runs/
+    xvfb-run -a python -m visualizer net.pkl --frames 5 --screenshot gui.png --set seed=3
+    python -m visualizer net.pkl --offscreen --frames 5 --screenshot gui.png   # no display at all
+"""
+
+import json
+import pathlib
+import sys
+
+import click
+
+from torch_utils.misc import resolve_device
+from visualizer import cli_args, gl_utils
+from visualizer.render_args import RenderArgs
+
+REPO_MODELS = pathlib.Path(__file__).resolve().parents[1] / 'models'
+RANDOM_FALLBACK = 'random:stylegan3-t'
+NETWORK_SUFFIXES = ('.pkl', '.pt', '.safetensors')
+
+
+def bundled_models() -> list:
+    """Network files shipped in models/, StyleGAN3 ones first."""
+    files = [p for p in sorted(REPO_MODELS.glob('*')) if p.suffix in NETWORK_SUFFIXES]
+    return [str(p) for p in sorted(files, key=lambda p: 'stylegan3' not in p.name.lower())]
+
+
+def default_network():
+    """(network, notice): the bundled StyleGAN3 model, else a random stylegan3-t with a notice."""
+    models = bundled_models()
+    if models:
+        return models[0], None
+    return RANDOM_FALLBACK, ('No bundled model found in models/: showing a randomly initialised stylegan3-t. '
+                             'Pass a network file or drop one on the window.')
+
+
+def _write_report(app, path) -> None:
+    result = app.result
+    gui = list(app.gui_frame_times)
+    report = {
+        'layout': app.layout, 'overlay': app.overlay_text, 'frames': app.frame_count,
+        'gui_fps': len(gui) / sum(gui) if gui else 0.0, 'latency_ms': app.latency_ms,
+        'args': json.loads(json.dumps(app.args.__dict__, default=list)),
+        'error': result.error if result else None, 'notice': result.notice if result else None,
+        'timings': result.timings if result else {}, 'layers': [l.name for l in result.layers] if result else [],
+    }
+    tmp = pathlib.Path(path).with_suffix('.tmp')
+    tmp.write_text(json.dumps(report, indent=1))
+    tmp.replace(path)
+
+
+def _run_script(app, frames: int, screenshot, save_image, report) -> None:
+    app.wait_for_result()
+    for _ in range(max(0, frames - 1)):
+        app.step()
+    if screenshot:
+        gl_utils.save_png(screenshot, app.screenshot())
+    if save_image and app.result is not None and app.result.image is not None:
+        gl_utils.save_png(save_image, app.result.image)
+    if report:
+        _write_report(app, report)
+
+
+@click.command(context_settings={'help_option_names': ['-h', '--help']})
+@click.argument('networks', nargs=-1)
+@click.option('--capture-dir', default='captures', show_default=True, help='Where "Save image" / "Save GUI" write PNGs.')
+@click.option('--browse-dir', multiple=True, help='Training run directory whose snapshots the Network panel lists (repeatable).')
+@click.option('--device', default='auto', show_default=True, help='Render device: auto, cpu, cuda, cuda:1, ...')
+@click.option('--in-process', is_flag=True, help='Render in the GUI process instead of a worker process.')
+@click.option('--render-threads', type=int, help='Torch threads of the renderer [default: cores - 1].')
+@click.option('--offscreen', is_flag=True, help='No window: GLFW null platform + OSMesa (for scripts, no display needed).')
+@click.option('--frames', type=int, help='Script mode: once the image for the arguments is shown, run N frames and exit.')
+@click.option('--screenshot', type=click.Path(dir_okay=False), help='Script mode: save the whole GUI as PNG at the end.')
+@click.option('--save-image', type=click.Path(dir_okay=False), help='Script mode: save the rendered image as PNG at the end.')
+@click.option('--report', type=click.Path(dir_okay=False), help='Script mode: write layout, overlay text and timings as JSON.')
+@click.option('--set', 'settings', multiple=True, metavar='KEY=VALUE', help='Set a render argument, e.g. --set seed=3 --set translate=0.25,0 (repeatable).')
+@click.option('--args-json', type=click.Path(exists=True, dir_okay=False), help='Render arguments as a JSON object.')
+@click.option('--window-size', default='1280,800', show_default=True, help='Initial window size W,H.')
+def main(networks, capture_dir, browse_dir, device, in_process, render_threads, offscreen, frames, screenshot,
+         save_image, report, settings, args_json, window_size):
+    """Interactive StyleGAN2/StyleGAN3 visualizer: latent interpolation, style mixing, truncation,
+    input translation/rotation with untransform, feature maps and power spectra, live on CPU.
+
+    NETWORK: network files (.pt snapshots, reference .pkl, .safetensors) or names of bundled
+    models; the first is opened, the others are listed as recent. Without one, the bundled
+    StyleGAN3 model is opened.
+    """
+    script = frames is not None or screenshot or save_image or report
+    try:
+        args, notice = _initial_args(networks, device, settings, args_json)
+        width, height = (int(v) for v in cli_args.parse_vec2(window_size))
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
+    try:
+        gl_utils.select_platform(offscreen)
+    except gl_utils.NoDisplayError as error:
+        click.echo(str(error), err=True)
+        sys.exit(2)
+    from visualizer.app import VisualizerApp      # imports OpenGL: only after select_platform()
+    try:
+        app = VisualizerApp(args, recent=networks[1:], browse_dirs=browse_dir, bundled_models=bundled_models(),
+                            capture_dir=capture_dir, in_process=in_process, offscreen=offscreen,
+                            window_size=(width, height), notice=notice, render_threads=render_threads)
+    except gl_utils.NoDisplayError as error:
+        click.echo(str(error), err=True)
+        sys.exit(2)
+    try:
+        if script:
+            _run_script(app, frames or 1, screenshot, save_image, report)
+        else:
+            while app.step():
+                pass
+    except TimeoutError as error:
+        raise click.ClickException(str(error)) from None
+    finally:
+        app.close()
+
+
+def _initial_args(networks, device, settings, args_json):
+    network, notice = (networks[0], None) if networks else default_network()
+    args = RenderArgs(network=network, device=str(resolve_device(device)))
+    if args_json:
+        args = cli_args.apply_json(args, args_json)
+    return cli_args.apply_settings(args, settings), notice
+
+
+if __name__ == '__main__':
+    main()
