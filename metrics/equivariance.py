@@ -95,6 +95,8 @@ def masked_error(G, ws: torch.Tensor, orig: torch.Tensor, tf: Transform) -> tupl
 
 
 def psnr_db(sum_sq_err: float, sum_mask: float) -> float:
+    if sum_sq_err <= 0:
+        return math.inf      # exactly equivariant
     return 20 * math.log10(I_MAX) - 10 * math.log10(sum_sq_err / sum_mask)
 
 
