@@ -250,7 +250,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
 # ---------------------------------------------------------------------------------------------
 # torch's legacy storage blob (FORMAT.md section 5).
 
-_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 _LEGACY_VERSION = 1001
 _STORAGE_DTYPES = {
     'FloatStorage': torch.float32, 'DoubleStorage': torch.float64, 'HalfStorage': torch.float16,
@@ -310,7 +310,7 @@ def parse_legacy_storage(blob) -> StorageRecord:
     if not isinstance(blob, bytes):
         raise LegacyPickleError('a storage blob is not a byte string.')
     stream = io.BytesIO(blob)
-    if _blob_pickle(stream, _BlobUnpickler) != _LEGACY_MAGIC:
+    if _blob_pickle(stream, _BlobUnpickler) != LEGACY_MAGIC:
         raise LegacyPickleError('a storage blob lacks the legacy torch magic number.')
     if _blob_pickle(stream, _BlobUnpickler) != _LEGACY_VERSION:
         raise LegacyPickleError('a storage blob has an unsupported legacy format version.')

@@ -17,6 +17,7 @@ import copy
 import json
 import os
 import pathlib
+import pickle
 import tempfile
 
 import numpy as np
@@ -139,7 +140,8 @@ def build_network(record: dict, kind: str, source) -> torch.nn.Module:
     arch, kwargs, state = record['arch'], record['init_kwargs'], record['state_dict']
     try:
         cls = registry.discriminator_class(arch) if kind == 'D' else registry.generator_class(arch)
-        net = cls(**kwargs)
+        with torch.random.fork_rng(devices=[]):  # the random init is overwritten; keep the caller's RNG
+            net = cls(**kwargs)
     except (TypeError, ValueError, KeyError, AssertionError) as exc:
         raise NetworkFileError(f'{source}: cannot build {kind} ({arch}) from its init_kwargs: {_first_line(exc)}') from None
     _load_state_strict(net, state, f'{kind} ({arch})', source)
@@ -207,8 +209,12 @@ def _sniff(path: pathlib.Path) -> str:
 def _read_torch(path) -> dict:
     try:
         data = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as exc:  # zip/pickle errors come in many types
-        raise NetworkFileError(f'{path}: cannot be read as a safe PyTorch file ({_first_line(exc)}).') from None
+    except pickle.UnpicklingError:  # weights_only refused a class or function reference
+        raise NetworkFileError(f'{path}: a PyTorch file holding pickled Python objects, which are not loaded '
+                               'for safety (stylegan-toolkit snapshots hold plain data only).') from None
+    except Exception as exc:  # zip errors come in many types
+        raise NetworkFileError(f'{path}: not a readable PyTorch file, it may be truncated or corrupt '
+                               f'({_first_line(exc)}).') from None
     fmt = data.get('format') if isinstance(data, dict) else None
     if not (isinstance(fmt, dict) and fmt.get('name') == FORMAT_NAME):
         raise NetworkFileError(f'{path}: a PyTorch file, but not a stylegan-toolkit network snapshot.')
@@ -250,6 +256,8 @@ def _read_reference_pickle(path) -> dict:
 
 
 def _reference_records(data) -> dict:
+    if data == legacy_pickle.LEGACY_MAGIC:
+        raise legacy_pickle.LegacyPickleError('it is an old-style torch.save file, not a network snapshot.')
     if isinstance(data, tuple) and len(data) == 3:
         raise legacy_pickle.LegacyPickleError('it is a TensorFlow-era StyleGAN pickle, which is not supported.')
     if not isinstance(data, dict) or not isinstance(data.get('G_ema'), legacy_pickle.PersistentObject):
