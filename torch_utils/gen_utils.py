@@ -10,15 +10,15 @@ import numpy as np
 import torch
 
 
-def seed_to_z(seed: int, z_dim: int) -> np.ndarray:
-    """The latent of one seed: float64 [z_dim] (cast to float32 by the caller's tensor)."""
-    return np.random.RandomState(seed).randn(z_dim)
+def seed_to_z(seed: int, z_dim: int, device='cpu') -> torch.Tensor:
+    """The latent of one seed: float32 [z_dim], drawn in float64 as the reference tools do."""
+    z = np.random.RandomState(seed).randn(z_dim)                          # [z_dim] float64
+    return torch.from_numpy(z).to(device=device, dtype=torch.float32)
 
 
 def seeds_to_z(seeds, z_dim: int, device='cpu') -> torch.Tensor:
     """Latents of several seeds stacked: float32 [N, z_dim]."""
-    z = np.stack([seed_to_z(s, z_dim) for s in seeds])                 # [N, z_dim] float64
-    return torch.from_numpy(z).to(device=device, dtype=torch.float32)
+    return torch.stack([seed_to_z(s, z_dim, device) for s in seeds])
 
 
 def class_labels(G, class_idx, batch: int, device='cpu') -> torch.Tensor:
