@@ -147,7 +147,8 @@ def resolve_config(*, cfg, data, batch, gamma, gpus=1, batch_gpu=None, cond=Fals
                    aug='ada', p=0.2, target=0.6, cbase=32768, cmax=512, glr=None, dlr=0.002,
                    map_depth=None, mbstd_group=4, freezed=0, w_dim=512, sg3_layers=None,
                    kimg=25000, tick=4, snap=50, seed=0, fp32=False, nobench=False, workers=3,
-                   metrics=(), transfer=None, device='auto', deterministic=False, desc='') -> TrainingConfig:
+                   metrics=(), transfer=None, device='auto', deterministic=False, desc='',
+                   ada_kimg=None) -> TrainingConfig:
     """Reference train.py presets + the given options; raises ValueError on inconsistent values."""
     if cfg not in CFG_NAMES:
         raise ValueError(f'unknown --cfg {cfg!r}; choose one of {", ".join(CFG_NAMES)}.')
@@ -176,6 +177,8 @@ def resolve_config(*, cfg, data, batch, gamma, gpus=1, batch_gpu=None, cond=Fals
         # As the reference does when fine-tuning: react faster, no ramp-ups from scratch.
         augment.ada_kimg = 100
         loss.blur_init_sigma = 0.0
+    if ada_kimg is not None:
+        augment.ada_kimg = ada_kimg
     return TrainingConfig(
         network=network, loss=loss, optim=optim, augment=augment,
         data=DataConfig(path=str(data), use_labels=cond, xflip=mirror, random_seed=seed, workers=workers),

@@ -135,12 +135,11 @@ def build_augment(config: TrainingConfig, device):
     if aug.mode == 'noaug':
         return None, None
     from training import augment
-    pipe = augment.AugmentPipe(**augment.PRESETS[aug.preset]).train().requires_grad_(False).to(device)
+    pipe = augment.AugmentPipe(**augment.AUGPIPE_SPECS[aug.preset]).train().requires_grad_(False).to(device)
     pipe.p.copy_(torch.as_tensor(aug.p))
     ada = None
     if aug.mode == 'ada':
-        ada = augment.AdaController(pipe, target=aug.target, interval=aug.interval,
-                                    kimg=aug.ada_kimg, batch_size=config.batch_size)
+        ada = augment.AdaController(target=aug.target, interval=aug.interval, kimg=aug.ada_kimg)
     return pipe, ada
 
 
@@ -370,8 +369,8 @@ def train_step(run: Run):
     run.progress.cur_nimg += run.config.batch_size
     run.progress.batch_idx += 1
     run.sampler.advance(run.config.batch_size)
-    if run.ada is not None and run.progress.batch_idx % run.config.augment.interval == 0:
-        run.ada.update()
+    if run.ada is not None:
+        run.ada.step(run.augment_pipe, run.config.batch_size)   # adjusts p every `interval` steps
 
 
 # ----------------------------------------------------------------------------------------------
@@ -411,7 +410,8 @@ def to_uint8(img: torch.Tensor) -> np.ndarray:
 def generate_grid(run: Run) -> np.ndarray:
     images = []
     with torch.no_grad():
-        for z, c in zip(run.grid['z'].split(run.config.batch_gpu), run.grid['c'].split(run.config.batch_gpu)):
+        batch = max(run.config.batch_gpu, 16)  # inference needs far less memory than training
+        for z, c in zip(run.grid['z'].split(batch), run.grid['c'].split(batch)):
             images.append(to_uint8(run.G_ema(z.to(run.device), c.to(run.device), noise_mode='const')))
     return np.concatenate(images)
 
