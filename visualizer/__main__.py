@@ -13,19 +13,17 @@ import sys
 
 import click
 
-from torch_utils.misc import resolve_device
-from visualizer import cli_args, gl_utils
+from visualizer import gl_utils
 from visualizer.render_args import RenderArgs
 
-REPO_MODELS = pathlib.Path(__file__).resolve().parents[1] / 'models'
 RANDOM_FALLBACK = 'random:stylegan3-t'
-NETWORK_SUFFIXES = ('.pkl', '.pt', '.safetensors')
 
 
 def bundled_models() -> list:
-    """Network files shipped in models/, StyleGAN3 ones first."""
-    files = [p for p in sorted(REPO_MODELS.glob('*')) if p.suffix in NETWORK_SUFFIXES]
-    return [str(p) for p in sorted(files, key=lambda p: 'stylegan3' not in p.name.lower())]
+    """Names of the models shipped in models/ (torch_utils.bundled), StyleGAN3 ones first."""
+    from torch_utils import bundled
+    names = bundled.model_names()
+    return sorted(names, key=lambda n: not any(tag in n.lower() for tag in ('sg3', 'stylegan3')))
 
 
 def default_network():
@@ -89,16 +87,16 @@ def main(networks, capture_dir, browse_dir, device, in_process, render_threads, 
     StyleGAN3 model is opened.
     """
     script = frames is not None or screenshot or save_image or report
-    try:
-        args, notice = _initial_args(networks, device, settings, args_json)
-        width, height = (int(v) for v in cli_args.parse_vec2(window_size))
-    except ValueError as error:
-        raise click.ClickException(str(error)) from None
-    try:
+    try:                                    # first, so that a missing display is reported at once
         gl_utils.select_platform(offscreen)
     except gl_utils.NoDisplayError as error:
         click.echo(str(error), err=True)
         sys.exit(2)
+    try:
+        args, notice = _initial_args(networks, device, settings, args_json)
+        width, height = _parse_size(window_size)
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
     from visualizer.app import VisualizerApp      # imports OpenGL: only after select_platform()
     try:
         app = VisualizerApp(args, recent=networks[1:], browse_dirs=browse_dir, bundled_models=bundled_models(),
@@ -119,7 +117,17 @@ def main(networks, capture_dir, browse_dir, device, in_process, render_threads, 
         app.close()
 
 
+def _parse_size(text):
+    try:
+        width, height = (int(v) for v in text.split(','))
+    except ValueError:
+        raise ValueError(f'--window-size "{text}" is not W,H like 1280,800.') from None
+    return width, height
+
+
 def _initial_args(networks, device, settings, args_json):
+    from torch_utils.misc import resolve_device    # imports torch: not needed to report a missing display
+    from visualizer import cli_args
     network, notice = (networks[0], None) if networks else default_network()
     args = RenderArgs(network=network, device=str(resolve_device(device)))
     if args_json:

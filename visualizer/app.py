@@ -40,13 +40,14 @@ class AppSettings:
 class VisualizerApp:
     def __init__(self, args: RenderArgs, *, recent=(), browse_dirs=(), bundled_models=(), capture_dir='captures',
                  in_process=False, offscreen=False, window_size=BASE_SIZE, loader=None, notice=None,
-                 render_threads=None, visible=True):
+                 render_threads=None, visible=True, open_panels=OPEN_BY_DEFAULT):
         self.args = args
         self.result: RenderResult | None = None
         self.settings = AppSettings(capture_dir=str(capture_dir))
         self.recent_networks = list(dict.fromkeys([n for n in [args.network, *recent] if n]))
         self.browse_dirs, self.bundled_models = list(browse_dirs), list(bundled_models)
         self.notice = notice
+        self.open_panels = set(open_panels)     # widget titles whose panel starts expanded
         self.renderer = AsyncRenderer(in_process=in_process, loader=loader, num_threads=render_threads)
         self.gui_frame_times = collections.deque(maxlen=120)     # seconds
         self.render_frame_times = collections.deque(maxlen=120)  # milliseconds
@@ -204,7 +205,7 @@ class VisualizerApp:
             imgui.text_colored(NOTICE_COLOR, self.notice)
             imgui.pop_text_wrap_pos()
         for widget in self.widgets:
-            open_flag = imgui.TreeNodeFlags_.default_open if widget.title in OPEN_BY_DEFAULT else 0
+            open_flag = imgui.TreeNodeFlags_.default_open if widget.title in self.open_panels else 0
             if imgui.collapsing_header(widget.title, open_flag):
                 imgui.push_id(widget.title)
                 widget.draw(self)

@@ -128,3 +128,54 @@ def test_network_cache_per_file_and_device():
     assert calls == [('stub', 'cpu')]
     res = renderer.render(ARGS)
     assert 'load' not in res.timings and {'mapping', 'synthesis', 'total'} <= set(res.timings)
+
+
+# ----------------------------------------------------------------------------------------------
+# Every architecture of the registry, tiny.
+
+TINY = {
+    'stylegan2': dict(img_resolution=16, channel_base=256, channel_max=16, z_dim=16, w_dim=16),
+    'stylegan2-fourier': dict(img_resolution=16, channel_base=256, channel_max=16, z_dim=16, w_dim=16),
+    'stylegan3-t': dict(img_resolution=16, channel_base=256, channel_max=16, z_dim=16, w_dim=16, num_layers=4),
+    'stylegan3-r': dict(img_resolution=16, channel_base=256, channel_max=16, z_dim=16, w_dim=16, num_layers=4),
+}
+
+
+def _expected_layer_shape(name, G):
+    """Shape implied by the layer name: SG3 'L<i>_<size>_<channels>', SG2 block 'b<res>'."""
+    if name.startswith('L'):
+        _, size, channels = name.split('_')
+        return int(channels), int(size), int(size)
+    if name.startswith('b'):
+        res = int(name[1:])
+        return getattr(G.synthesis, name).out_channels, res, res
+    return None
+
+
+@pytest.mark.parametrize('cfg', sorted(TINY))
+def test_every_architecture_renders_and_captures_every_layer(cfg):
+    from training import registry
+    torch.manual_seed(0)
+    G = registry.create_generator(cfg, **TINY[cfg]).eval().requires_grad_(False)
+    renderer = Renderer(loader=lambda network, device: G)
+    args = RenderArgs(network=cfg, seed=1)
+    res = renderer.render(args)
+    assert res.error is None, res.error_detail
+    z = torch.from_numpy(render_ops.seed_to_z(1, G.z_dim)).float()[None]
+    np.testing.assert_array_equal(res.image, render_ops.image_to_uint8(G.synthesis(G.mapping(z, None))[0]))
+    assert res.has_input_transform == (cfg != 'stylegan2')
+    assert len(res.layers) >= 3
+    for layer in res.layers:
+        expected = _expected_layer_shape(layer.name, G)
+        if expected is not None:
+            assert layer.shape == expected, layer.name
+        out = renderer.render(args.replace(layer=layer.name, channel=layer.shape[0] - 1, fft_show=True))
+        assert out.error is None, out.error_detail
+        assert out.layer_image.shape == (layer.shape[1], layer.shape[2], 3)
+        assert out.spectrum.shape == out.layer_image.shape
+        assert renderer.hook_count == 1
+    moved = renderer.render(args.replace(translate=(0.25, 0)))
+    if res.has_input_transform:
+        assert not np.array_equal(moved.image, res.image)
+    else:
+        assert moved.notice and np.array_equal(moved.image, res.image)

@@ -1,0 +1,107 @@
+"""Visualizer speed: render FPS, GUI FPS while the worker renders continuously, and latency.
+
+Prints JSON lines with `network`, `mode`, `gui_fps`, `render_fps`, `latency_ms` (and details).
+Default network: a 64x64 stylegan3-t with a small channel configuration (random weights), or
+pass --network (e.g. a bundled model). Uses the X display when there is one, else --offscreen.
+
+    python benchmarks/visualizer.py                     # default small SG3-T
+    python benchmarks/visualizer.py --network models/<bundled>.pt --seconds 20
+"""
+
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+import click
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
+
+
+def make_network(path, res, cbase, cmax, layers) -> str:
+    import torch
+    from torch_utils import network_files
+    from training import registry
+    torch.manual_seed(0)
+    G = registry.create_generator('stylegan3-t', img_resolution=res, channel_base=cbase, channel_max=cmax,
+                                  num_layers=layers)
+    network_files.export_safetensors(G, path)
+    return path
+
+
+def bench_renderer(network, frames, threads) -> dict:
+    """Render FPS of the Renderer alone (in this process), seed changing every frame."""
+    import torch
+    from visualizer.renderer import RenderArgs, Renderer
+    torch.set_num_threads(threads)
+    renderer, args = Renderer(), RenderArgs(network=network)
+    first = renderer.render(args)
+    if first.error:
+        raise click.ClickException(first.error)
+    start = time.perf_counter()
+    for i in range(frames):
+        renderer.render(args.replace(latent_x=i / frames))
+    elapsed = time.perf_counter() - start
+    return {'render_fps': frames / elapsed, 'render_ms': 1000 * elapsed / frames, 'threads': threads}
+
+
+def bench_gui(network, seconds, offscreen, threads) -> dict:
+    """GUI FPS with the latent animating (new args every frame) and the worker rendering."""
+    from visualizer import gl_utils
+    gl_utils.select_platform(offscreen)
+    from visualizer.app import VisualizerApp
+    from visualizer.render_args import RenderArgs
+    app = VisualizerApp(RenderArgs(network=network), offscreen=offscreen, render_threads=threads)
+    try:
+        app.wait_for_result(timeout=300)
+        latent = next(w for w in app.widgets if w.title == 'Latent')
+        latent.animate, latent.speed = True, 0.5
+        frames, results, latencies = 0, 0, []
+        last = app.result
+        start = time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            app.step()
+            frames += 1
+            if app.result is not last:
+                last, results = app.result, results + 1
+                latencies.append(app.latency_ms)
+        elapsed = time.perf_counter() - start
+        latent.animate = False
+        render_ms = statistics.median(app.render_frame_times) if app.render_frame_times else float('nan')
+        return {'gui_fps': frames / elapsed, 'render_fps': results / elapsed, 'worker_render_ms': render_ms,
+                'latency_ms': statistics.median(latencies) if latencies else float('nan'),
+                'latency_frames': (statistics.median(latencies) / render_ms) if latencies else float('nan'),
+                'fps_limit': app.settings.fps_limit, 'threads': app.renderer._num_threads}
+    finally:
+        app.close()
+
+
+@click.command()
+@click.option('--network', help='Network to benchmark [default: a generated 64x64 stylegan3-t].')
+@click.option('--res', default=64, show_default=True)
+@click.option('--cbase', default=1024, show_default=True, help='channel_base of the generated network.')
+@click.option('--cmax', default=32, show_default=True, help='channel_max of the generated network.')
+@click.option('--layers', default=14, show_default=True, help='num_layers of the generated network.')
+@click.option('--frames', default=20, show_default=True, help='Frames of the renderer-only measurement.')
+@click.option('--seconds', default=15.0, show_default=True, help='Duration of the GUI measurement.')
+@click.option('--offscreen/--display', default=None, help='Force offscreen (OSMesa) or the X display.')
+@click.option('--threads', type=int, help='Torch threads of the renderer [default: cores - 1].')
+def main(network, res, cbase, cmax, layers, frames, seconds, offscreen, threads):
+    from visualizer.async_renderer import default_render_threads
+    threads = threads or default_render_threads()
+    with tempfile.TemporaryDirectory() as tmp:
+        name = network or f'stylegan3-t {res}px cbase={cbase} cmax={cmax} layers={layers}'
+        path = network or make_network(os.path.join(tmp, 'bench.safetensors'), res, cbase, cmax, layers)
+        if offscreen is None:
+            from visualizer.gl_utils import display_available
+            offscreen = not display_available()
+        line = {'network': name, 'mode': 'renderer', **bench_renderer(path, frames, threads)}
+        print(json.dumps(line), flush=True)
+        line = {'network': name, 'mode': 'gui+worker', 'offscreen': offscreen, **bench_gui(path, seconds, offscreen, threads)}
+        print(json.dumps(line), flush=True)
+
+
+if __name__ == '__main__':
+    main()
