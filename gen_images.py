@@ -63,7 +63,8 @@ def generate(G, seeds, *, psi=1.0, class_idx=None, noise_mode='const', batch=4, 
         chunk = seeds[start:start + batch]
         z = gen_utils.seeds_to_z(chunk, G.z_dim, device)                       # [B, z_dim]
         c = gen_utils.class_labels(G, class_idx, len(chunk), device)           # [B, c_dim]
-        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+        rng_devices = [device] if torch.device(device).type == 'cuda' else []
+        with torch.no_grad(), torch.random.fork_rng(devices=rng_devices):
             torch.manual_seed(chunk[0])  # noise_mode='random' is reproducible per run
             img = G(z, c, truncation_psi=psi, noise_mode=noise_mode)          # [B, C, H, W]
         yield from zip(chunk, gen_utils.to_uint8(img))

@@ -270,12 +270,25 @@ def _reference_records(data) -> dict:
             continue
         if not isinstance(obj, legacy_pickle.PersistentObject) or obj.class_name != expected:
             raise legacy_pickle.LegacyPickleError(f'{key} is not a reference {expected}.')
-        records[key] = {'arch': arch, 'init_kwargs': legacy_pickle.init_kwargs(obj),
-                        'state_dict': legacy_pickle.module_state_dict(obj)}
+        kwargs = legacy_pickle.init_kwargs(obj)
+        if expected == 'Generator':
+            kwargs = _flatten_synthesis_kwargs(kwargs)
+        records[key] = {'arch': arch, 'init_kwargs': kwargs, 'state_dict': legacy_pickle.module_state_dict(obj)}
     records['augment_pipe'] = _reference_augment_record(data.get('augment_pipe'))
     tsk = data.get('training_set_kwargs')
     records['training_set_kwargs'] = None if tsk is None else legacy_pickle.plain_value(tsk)
     return records
+
+
+def _flatten_synthesis_kwargs(kwargs: dict) -> dict:
+    """StyleGAN2-ADA-PyTorch generators take `synthesis_kwargs={...}` as one dict argument,
+    where the StyleGAN3 code base (and ours) takes those options as keyword arguments."""
+    nested = kwargs.get('synthesis_kwargs')
+    if not isinstance(nested, dict):
+        return kwargs
+    flat = {k: v for k, v in kwargs.items() if k != 'synthesis_kwargs'}
+    flat.update(nested)
+    return flat
 
 
 def _reference_arch(G) -> str:

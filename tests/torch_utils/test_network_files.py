@@ -167,3 +167,26 @@ def test_tiny_reference_pickle_of_our_network(tmp_path, nets):
     path.write_bytes(pw.snapshot_bytes(None, None, pw.persistent_module(
         'Generator', nets['G2'].init_kwargs, nets['G2'].state_dict(), ''), keys={'G_ema'}))
     assert _same_state(network_files.load_generator(path), nets['G2'])
+
+
+def test_snapshot_keeps_augment_pipe(tmp_path, nets):
+    augment = pytest.importorskip('training.augment')
+    pipe = augment.AugmentPipe(xflip=1, rotate90=1, xint=1)
+    pipe.p.fill_(0.3)
+    path = network_files.save_network_snapshot(tmp_path / 'snap.pt', nets['G'], nets['D'], nets['G_ema'],
+                                               augment_pipe=pipe)
+    loaded = network_files.load_network(path)['augment_pipe']
+    assert isinstance(loaded, augment.AugmentPipe) and float(loaded.p) == pytest.approx(0.3)
+    assert loaded.init_kwargs == pipe.init_kwargs
+
+
+def test_stylegan2_ada_nested_synthesis_kwargs(tmp_path, nets):
+    """StyleGAN2-ADA-PyTorch pickles pass synthesis options as one `synthesis_kwargs` dict."""
+    kwargs = dict(nets['G2'].init_kwargs)
+    synthesis = {k: kwargs.pop(k) for k in ('channel_base', 'channel_max') if k in kwargs}
+    kwargs['synthesis_kwargs'] = synthesis
+    path = tmp_path / 'ada.pkl'
+    path.write_bytes(pw.snapshot_bytes(None, None, pw.persistent_module(
+        'Generator', kwargs, nets['G2'].state_dict(), ''), keys={'G_ema'}))
+    G = network_files.load_generator(path)
+    assert _same_state(G, nets['G2']) and G.init_kwargs['channel_base'] == 256
