@@ -358,7 +358,7 @@ def plain_value(value):
     """Convert unpickled kwargs (EasyDict, numpy scalars/arrays) into plain Python data."""
     if isinstance(value, dict):
         if not all(isinstance(k, str) for k in value):
-            raise LegacyPickleError('init_kwargs has a non-string key.')
+            raise LegacyPickleError('its kwargs have a non-string key.')
         return {k: plain_value(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return type(value)(plain_value(v) for v in value)
@@ -368,7 +368,7 @@ def plain_value(value):
         return value.item()
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
-    raise LegacyPickleError(f'init_kwargs holds a {type(value).__name__}, which is not plain data.')
+    raise LegacyPickleError(f'its kwargs hold a {type(value).__name__}, which is not plain data.')
 
 
 def module_state_dict(obj: PersistentObject, prefix: str = '') -> dict:

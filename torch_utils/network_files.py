@@ -142,7 +142,7 @@ def build_network(record: dict, kind: str, source) -> torch.nn.Module:
         cls = registry.discriminator_class(arch) if kind == 'D' else registry.generator_class(arch)
         with torch.random.fork_rng(devices=[]):  # the random init is overwritten; keep the caller's RNG
             net = cls(**kwargs)
-    except (TypeError, ValueError, KeyError, AssertionError) as exc:
+    except Exception as exc:  # user-supplied kwargs can fail in any way inside a constructor
         raise NetworkFileError(f'{source}: cannot build {kind} ({arch}) from its init_kwargs: {_first_line(exc)}') from None
     _load_state_strict(net, state, f'{kind} ({arch})', source)
     return net.eval().requires_grad_(False)
@@ -253,6 +253,9 @@ def _read_reference_pickle(path) -> dict:
         return _reference_records(data)
     except legacy_pickle.LegacyPickleError as exc:
         raise NetworkFileError(f'{path}: refused to load reference pickle: {exc}') from None
+    except (TypeError, AttributeError, KeyError, IndexError, RuntimeError) as exc:  # odd structure
+        raise NetworkFileError(f'{path}: refused to load reference pickle: it is malformed '
+                               f'({type(exc).__name__}: {_first_line(exc)}).') from None
 
 
 def _reference_records(data) -> dict:

@@ -40,6 +40,7 @@ PAYLOADS = {
     'importlib_import_module': lambda m: pw.Call(
         pw.Call(ref('builtins', 'getattr'), (pw.Call(ref('importlib', 'import_module'), ('os',)), 'system')),
         (_touch_cmd(m),)),
+    'importlib_alone': lambda m: pw.Call(ref('importlib', 'import_module'), ('antigravity',)),
     'getattr_chain_via_allowed_global': lambda m: pw.Call(
         pw.Call(ref('builtins', 'getattr'), (ref('collections', 'OrderedDict'), '__init__')), ()),
     'torch_load_global': lambda m: pw.Call(ref('torch', 'load'), (str(m),)),
@@ -63,6 +64,13 @@ PAYLOADS = {
     'tensor_reads_beyond_storage': lambda m: pw.Call(ref('torch._utils', '_rebuild_tensor_v2'), (
         pw.Call(ref('torch.storage', '_load_from_bytes'), (pw.legacy_blob(torch.zeros(2)),)),
         0, (1000,), (1,), False, collections.OrderedDict())),
+    'malformed_module_state': lambda m: pw.persistent_call('Generator', {
+        '_init_kwargs': {}, '_buffers': {'w': pw.tensor_call(torch.zeros(2))}, '_non_persistent_buffers_set': 7,
+        '_modules': {'synthesis': pw.persistent_call('SynthesisNetwork', {'_modules': {
+            'b4': pw.persistent_call('SynthesisBlock', {}, '')}}, '')}}, ''),
+    'negative_stride_tensor': lambda m: pw.Call(ref('torch._utils', '_rebuild_tensor_v2'), (
+        pw.Call(ref('torch.storage', '_load_from_bytes'), (pw.legacy_blob(torch.zeros(4)),)),
+        3, (2,), (-1,), False, collections.OrderedDict())),
     'fake_persistent_object_with_code': lambda m: pw.persistent_call(
         'Generator', {'_modules': {}}, module_src=f'open({str(m)!r}, "w").close()\nclass Generator: pass\n'),
 }
