@@ -3,6 +3,7 @@ reference vectors."""
 
 import io
 import pickle
+import pickletools
 import sys
 
 import numpy as np
@@ -47,6 +48,8 @@ def test_opcode_structure_matches_format(snapshot_file):
     data = snapshot_file('stylegan3-t').read_bytes()
     assert data[:2] == b'\x80\x04'                              # protocol 4 (FORMAT.md 1)
     assert pw.stream_globals(data) == FORMAT_GLOBALS
+    ops = [op.name for op, _, _ in pickletools.genops(data)]
+    assert ops.count('STACK_GLOBAL') == len(FORMAT_GLOBALS)       # each global once, then memo
     blobs = pw.storage_blobs(data)
     json_ = refdata.load_json('stylegan3-t.json')
     assert len(blobs) == 2 * len(json_['G']['state_dict']) + len(json_['D']['state_dict'])
