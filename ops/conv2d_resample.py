@@ -41,6 +41,7 @@ def conv2d_resample(x, w, f=None, up=1, down=1, padding=0, groups=1, flip_weight
         w = w.flip([2, 3])                                 # true convolution
     w = w.to(x.dtype)
     padding = (px0, px1, py0, py1)
+    _check_output_size(x, w, f if up > 1 or down > 1 else None, up, padding)
 
     if up == 1 and down == 1:
         return _conv_padded(x, w, padding, groups, impl)
@@ -57,10 +58,20 @@ def conv2d_resample(x, w, f=None, up=1, down=1, padding=0, groups=1, flip_weight
 
 def _check_channels(x, w, groups):
     if w.shape[0] % groups != 0:
-        raise ValueError(f'w has {w.shape[0]} output channels, not divisible by groups={groups}.')
+        raise ValueError(f'groups must divide the {w.shape[0]} output channels of w, got {groups}.')
     if x.shape[1] != w.shape[1] * groups:
-        raise ValueError(f'x has {x.shape[1]} channels but w expects {w.shape[1]} x groups={groups} '
-                         f'= {w.shape[1] * groups}.')
+        raise ValueError(f'w expects {w.shape[1]} input channels per group x groups={groups} = '
+                         f'{w.shape[1] * groups} channels, but x has {x.shape[1]}.')
+
+
+def _check_output_size(x, w, f, up, padding):
+    fw, fh = _validate.filter_size(f)
+    kh, kw = w.shape[2], w.shape[3]
+    for axis, size, p0, p1, taps, k in (('width', x.shape[3], padding[0], padding[1], fw, kw),
+                                        ('height', x.shape[2], padding[2], padding[3], fh, kh)):
+        if size * up + p0 + p1 - (taps - 1) < k:
+            raise ValueError(f'padding leaves fewer than the {k} samples the kernel of w needs '
+                             f'along the {axis} (input {size}, up {up}).')
 
 
 def _conv_padded(x, w, padding, groups, impl):

@@ -10,7 +10,14 @@ import torch
 from ops import backend, bias_act, conv2d_resample, filtered_lrelu, grid_sample, upfirdn2d
 from ops.upfirdn2d import setup_filter
 
-from torch.autograd import gradcheck, gradgradcheck
+from torch.autograd import gradcheck
+from torch.autograd import gradgradcheck as _gradgradcheck
+
+
+def gradgradcheck(fn, inputs):
+    # fast_mode checks random projections of the second-order Jacobian: just as able to catch
+    # a wrong formula, much cheaper on the shared 2-core machines.
+    return _gradgradcheck(fn, inputs, fast_mode=True)
 
 
 @pytest.fixture(params=['ref', 'native'])
@@ -34,7 +41,7 @@ def _filter(taps, seed=1, separable=None):
 UPFIRDN_CONFIGS = {
     'up2_sep': dict(f=('sep', 8), up=2, down=1, padding=[4, 3, 4, 3], gain=4),
     'down2_2d': dict(f=('2d', 4), up=1, down=2, padding=[1, 1, 1, 1]),
-    'up2down2_crop_flip': dict(f=('sep', 9), up=2, down=2, padding=[-1, 3, 2, -2], flip_filter=True,
+    'up2down2_crop_flip': dict(f=('sep', 7), up=2, down=2, padding=[-1, 3, 2, -2], flip_filter=True,
                                gain=0.7),
     'aniso': dict(f=('2d', 3), up=[2, 1], down=[1, 2], padding=[2, 1, 0, 1]),
     'identity_crop': dict(f=None, padding=[-1, 2, 0, -1], gain=1.5),
@@ -53,7 +60,7 @@ def _upfirdn_args(cfg):
 @pytest.mark.parametrize('name', sorted(UPFIRDN_CONFIGS))
 def test_upfirdn2d_grad_and_gradgrad(name, impl):
     f, kwargs = _upfirdn_args(UPFIRDN_CONFIGS[name])
-    x = _randn(2, 2, 5, 6)
+    x = _randn(1, 2, 4, 5)
     fn = lambda x: upfirdn2d.upfirdn2d(x, f, impl=impl, **kwargs)
     assert gradcheck(fn, (x,))
     assert gradgradcheck(fn, (x,))
@@ -108,7 +115,7 @@ def test_conv2d_resample_grad_and_gradgrad(name, impl):
     cfg = dict(CONV_CONFIGS[name])
     f = setup_filter(cfg.pop('f')) if 'f' in cfg else None
     groups = cfg.get('groups', 1)
-    x, w = _randn(1, 2 * groups, 5, 5, seed=8), _randn(2 * groups, 2, 3, 3, seed=9)
+    x, w = _randn(1, 2 * groups, 4, 4, seed=8), _randn(2 * groups, 2, 3, 3, seed=9)
     fn = lambda x, w: conv2d_resample.conv2d_resample(x, w, f, impl=impl, **cfg)
     assert gradcheck(fn, (x, w))
     assert gradgradcheck(fn, (x, w))
