@@ -132,8 +132,13 @@ class VisualizerApp:
         io.set_ini_filename('')                     # no imgui.ini files in the user's directory
         io.fonts.add_font_default_vector()          # scalable: stays crisp when the window grows
         self._impl = GlfwRenderer(self.window)
-        glfw.set_drop_callback(self.window, lambda _w, paths: paths and self.load_network(paths[0]))
+        glfw.set_drop_callback(self.window, self._on_drop)
         self._textures = {'view': gl_utils.Texture(), 'spectrum': gl_utils.Texture()}
+
+    def _on_drop(self, _window, paths) -> None:
+        """A file dropped on the window is opened (the first one, if several)."""
+        if paths:
+            self.load_network(str(paths[0]))
 
     def _present(self) -> None:
         if self._vsync != self.settings.vsync:

@@ -128,7 +128,8 @@ def test_bad_files_show_an_error_and_the_app_keeps_running(app, tmp_path, tiny_s
     hostile, marker = tmp_path / 'hostile.pkl', tmp_path / 'pwned'
     _write_hostile_pickle(hostile, marker)
     for path in (corrupt, hostile):
-        app.load_network(str(path))
+        app._on_drop(app.window, [str(path)])                 # GLFW's drop callback, as after a drop
+        assert app.args.network == str(path)
         result = app.wait_for_result()
         assert result.error and result.image is None
         assert app.overlay_text.startswith('Error: ') and str(path.name) in app.overlay_text
@@ -171,10 +172,9 @@ def test_capture_saves_image_and_gui(app, tmp_path):
     app.request_capture('image')
     app.request_capture('gui')
     app.step()
-    files = sorted(tmp_path.glob('*.png'))
-    assert [f.name.rsplit('-', 1)[1] for f in files] == ['gui.png', 'image.png']
-    np.testing.assert_array_equal(iio.imread(files[1]), result.image)
-    assert iio.imread(files[0]).shape[:2] == (640, 1024)
+    (gui,), (image,) = tmp_path.glob('*-gui.png'), tmp_path.glob('*-image.png')
+    np.testing.assert_array_equal(iio.imread(image), result.image)
+    assert iio.imread(gui).shape[:2] == (640, 1024)
 
 
 def test_font_scales_with_window(app):
@@ -188,6 +188,13 @@ def test_font_scales_with_window(app):
     for _ in range(5):
         app.step()
     assert large > 1.5 * imgui.get_style().font_scale_main
+
+
+def test_switch_to_in_process_rendering(app, renderer):
+    app.renderer.set_in_process(True)
+    result, shot = _show(app, seed=6)
+    assert app.renderer._process is None
+    _assert_same(_region(shot, app.layout), renderer.render(app.args).image)
 
 
 def test_escape_quits(app):

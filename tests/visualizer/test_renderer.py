@@ -179,3 +179,21 @@ def test_every_architecture_renders_and_captures_every_layer(cfg):
         assert not np.array_equal(moved.image, res.image)
     else:
         assert moved.notice and np.array_equal(moved.image, res.image)
+
+
+def test_noise_mode_and_seed_on_stylegan2():
+    from training import registry
+    torch.manual_seed(0)
+    G = registry.create_generator('stylegan2', **TINY['stylegan2']).eval().requires_grad_(False)
+    with torch.no_grad():
+        for name, p in G.named_parameters():      # fresh nets have zero noise strength: make noise visible
+            if name.endswith('noise_strength'):
+                p.fill_(0.5)
+    renderer = Renderer(loader=lambda network, device: G)
+    args = RenderArgs(network='sg2', noise_mode='random')
+    a, b = renderer.render(args.replace(noise_seed=1)).image, renderer.render(args.replace(noise_seed=1)).image
+    c = renderer.render(args.replace(noise_seed=2)).image
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    const, none = renderer.render(args.replace(noise_mode='const')).image, renderer.render(args.replace(noise_mode='none')).image
+    assert not np.array_equal(const, none) and not np.array_equal(const, a)
