@@ -7,8 +7,9 @@ Definition (padding is first adjusted so that the resampling filter stays centre
   y = conv2d(y, w, groups)        # flip_weight=True: correlation (torch), False: convolution
   y = upfirdn2d(y, f, down)       # only if down > 1
 Up- and downsampling use the same filter `f`. Because convolution with w and filtering with f
-commute, the downsampling case filters first and then uses a strided convolution, which never
-computes samples that are thrown away. The resampling runs through `upfirdn2d` and therefore
+commute, the downsampling case filters first and then uses a strided convolution (never
+computing samples that are thrown away), and the upsampling case uses a transposed convolution
+on the small image before filtering (never multiplying inserted zeros). The resampling runs through `upfirdn2d` and therefore
 gets the native backend; the convolution itself is torch's.
 """
 
@@ -49,11 +50,29 @@ def conv2d_resample(x, w, f=None, up=1, down=1, padding=0, groups=1, flip_weight
         # Filter first, then strided conv: identical to conv -> filter -> subsample.
         x = upfirdn2d(x, f, padding=padding, flip_filter=flip_filter, impl=impl)
         return F.conv2d(x, w, stride=down, groups=groups)
-    x = upfirdn2d(x, f, up=up, padding=padding, flip_filter=flip_filter, gain=up ** 2, impl=impl)
-    x = F.conv2d(x, w, groups=groups)
+    x = _upsample_conv(x, w, f, up, padding, groups, flip_filter, impl)
     if down > 1:
         x = upfirdn2d(x, f, down=down, flip_filter=flip_filter, impl=impl)
     return x
+
+
+def _upsample_conv(x, w, f, up, padding, groups, flip_filter, impl):
+    """upfirdn2d(x, f, up, padding, gain=up**2) followed by a valid correlation with w, computed
+    as a transposed convolution on the small image (never multiplying inserted zeros).
+
+    Per axis with K kernel taps: correlating the zero-inserted, (a0, a1)-padded signal with w
+    equals conv_transpose(x, flip(w), stride=up) padded by (a0 - (K-1), a1 + up - K); and the
+    filter f commutes with the convolution, so it is applied last.
+    """
+    kh, kw = w.shape[2], w.shape[3]
+    cout, cin_g = w.shape[0], w.shape[1]
+    # conv_transpose2d wants [Cin, Cout/groups, kh, kw] and sums x[i] k[j] into output i*up + j.
+    k = w.flip([2, 3]).reshape(groups, cout // groups, cin_g, kh, kw).transpose(1, 2)
+    k = k.reshape(groups * cin_g, cout // groups, kh, kw)
+    x = torch.nn.functional.conv_transpose2d(x, k, stride=up, groups=groups)
+    px0, px1, py0, py1 = padding
+    padding = (px0 - (kw - 1), px1 + up - kw, py0 - (kh - 1), py1 + up - kh)
+    return upfirdn2d(x, f, padding=padding, flip_filter=flip_filter, gain=up ** 2, impl=impl)
 
 
 def _check_channels(x, w, groups):

@@ -162,3 +162,36 @@ def test_jinc_lowpass_odd_taps_has_finite_centre():
     assert taps.shape == (7, 7) and torch.isfinite(taps).all()
     assert abs(taps.sum().item() - 1) < 1e-12
     assert torch.allclose(taps, taps.T) and torch.allclose(taps, taps.flip(0))
+
+
+def _conv2d_resample_definition(x, w, f, up, down, padding, groups, flip_weight, flip_filter):
+    """The literal definition of ops.json conventions.conv2d_resample (slow but obvious)."""
+    fw, fh = (f.shape[-1], f.shape[0]) if f is not None else (1, 1)
+    px0, px1, py0, py1 = padding
+    if up > 1:
+        px0, px1, py0, py1 = px0 + (fw + up - 1) // 2, px1 + (fw - up) // 2, py0 + (fh + up - 1) // 2, py1 + (fh - up) // 2
+    if down > 1:
+        px0, px1, py0, py1 = px0 + (fw - down + 1) // 2, px1 + (fw - down) // 2, py0 + (fh - down + 1) // 2, py1 + (fh - down) // 2
+    x = upfirdn2d.upfirdn2d(x, f if up > 1 else None, up=up, padding=[px0, px1, py0, py1],
+                            gain=up ** 2, flip_filter=flip_filter, impl='ref')
+    x = torch.nn.functional.conv2d(x, w if flip_weight else w.flip([2, 3]), groups=groups)
+    if down > 1:
+        x = upfirdn2d.upfirdn2d(x, f, down=down, flip_filter=flip_filter, impl='ref')
+    return x
+
+
+@pytest.mark.parametrize('up,down', [(2, 1), (1, 2), (2, 2), (4, 1), (1, 1)])
+@pytest.mark.parametrize('kernel', [(3, 3), (1, 1), (2, 3)])
+def test_conv2d_resample_fast_paths_equal_definition(up, down, kernel):
+    g = torch.Generator().manual_seed(up * 10 + down + kernel[1])
+    groups = 2
+    x = torch.randn(2, 4, 7, 6, generator=g, dtype=torch.float64)
+    w = torch.randn(6, 2, *kernel, generator=g, dtype=torch.float64)
+    f = upfirdn2d.setup_filter(torch.rand(4, generator=g) + 0.2) if up > 1 or down > 1 else None
+    for flip_weight in (True, False):
+        for padding in ([1, 2, 0, 1], [2, 2, 2, 2]):
+            args = (x, w, f, up, down, padding, groups, flip_weight, True)
+            got = conv2d_resample.conv2d_resample(*args[:2], f=f, up=up, down=down, padding=padding,
+                                                  groups=groups, flip_weight=flip_weight,
+                                                  flip_filter=True, impl='ref')
+            assert_close('conv2d_resample', got, _conv2d_resample_definition(*args), 1e-12)
