@@ -4,7 +4,7 @@ For every channel independently:
   1. upsample by inserting `up - 1` zeros after every sample (per axis),
   2. pad with zeros / crop (negative padding) by [x0, x1, y0, y1], in upsampled coordinates,
   3. convolve with the FIR filter `f`, keeping only fully overlapping ("valid") positions,
-  4. keep every `down`-th sample, starting with the first.
+  4. keep every `down`-th sample, starting with the first (computed as a strided convolution).
 Output size per axis = (in * up + p0 + p1 - (taps - 1) + down - 1) // down.
 
 A 1-D filter is separable: it is applied along the width, then along the height, and each
