@@ -281,11 +281,10 @@ class VisualizerApp:
 
     def _overlay_message(self):
         result, args = self.result, self.args
-        if self.renderer.busy and (result is None or result.args is None or result.args.network != args.network):
+        if not args.network:
+            return 'No network: drop a network file on the window or pick one in the Network panel.', NOTICE_COLOR
+        if result is None or result.args is None or result.args.network != args.network:
             return f'Loading {args.network} ...', NOTICE_COLOR
-        if result is None:
-            return ('Waiting for the renderer ...', NOTICE_COLOR) if args.network else \
-                ('No network: drop a network file on the window or pick one in the Network panel.', NOTICE_COLOR)
         if result.error:
             return f'Error: {result.error}', ERROR_COLOR
         if result.notice:

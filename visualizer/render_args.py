@@ -73,6 +73,7 @@ class RenderResult:
     stats: dict = field(default_factory=dict)    # name -> {'mean', 'std', 'max'}
     timings: dict = field(default_factory=dict)  # name -> milliseconds
     num_ws: int = 0
+    c_dim: int = 0                          # > 0: conditional network (RenderArgs.class_idx applies)
     img_resolution: int = 0
     has_input_transform: bool = False
     error: Optional[str] = None             # one sentence for the overlay

@@ -107,7 +107,7 @@ class Renderer:
         device = resolve_device(args.device)
         net = self._network(args.network, device, result)
         G = net.G
-        result.layers, result.num_ws, result.img_resolution = net.layers, G.num_ws, G.img_resolution
+        result.layers, result.num_ws, result.img_resolution, result.c_dim = net.layers, G.num_ws, G.img_resolution, G.c_dim
         with torch.no_grad():
             ws = _timed(result, 'mapping', lambda: self._ws(G, args, device))
             self._set_input_transform(G, args, result)

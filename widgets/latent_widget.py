@@ -26,6 +26,12 @@ class LatentWidget:
         changed, xy = imgui.drag_float2('Offset x/y', [args.latent_x, args.latent_y], 0.01, format='%.3f')
         if changed:
             app.args = args = args.replace(latent_x=xy[0], latent_y=xy[1])
+        c_dim = app.result.c_dim if app.result is not None else 0
+        if c_dim:
+            imgui.set_next_item_width(imgui.get_font_size() * 8)
+            changed, cls = imgui.input_int(f'Class (0-{c_dim - 1})', args.class_idx or 0)
+            if changed:
+                app.args = args = args.replace(class_idx=min(max(cls, 0), c_dim - 1))
         imgui.text_disabled('Drag the image with the left mouse button to move the latent.')
         _, self.animate = imgui.checkbox('Animate', self.animate)
         imgui.same_line()

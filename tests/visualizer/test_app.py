@@ -130,6 +130,8 @@ def test_bad_files_show_an_error_and_the_app_keeps_running(app, tmp_path, tiny_s
     for path in (corrupt, hostile):
         app._on_drop(app.window, [str(path)])                 # GLFW's drop callback, as after a drop
         assert app.args.network == str(path)
+        app.step()
+        assert app.overlay_text == f'Loading {path} ...'
         result = app.wait_for_result()
         assert result.error and result.image is None
         assert app.overlay_text.startswith('Error: ') and str(path.name) in app.overlay_text

@@ -197,3 +197,17 @@ def test_noise_mode_and_seed_on_stylegan2():
     assert not np.array_equal(a, c)
     const, none = renderer.render(args.replace(noise_mode='const')).image, renderer.render(args.replace(noise_mode='none')).image
     assert not np.array_equal(const, none) and not np.array_equal(const, a)
+
+
+def test_conditional_network_class_selection():
+    from training import registry
+    torch.manual_seed(0)
+    G = registry.create_generator('stylegan2', c_dim=3, **TINY['stylegan2']).eval().requires_grad_(False)
+    renderer = Renderer(loader=lambda network, device: G)
+    args = RenderArgs(network='cond', seed=1)
+    res = renderer.render(args.replace(class_idx=2))
+    assert res.error is None and res.c_dim == 3
+    z = torch.from_numpy(render_ops.seed_to_z(1, G.z_dim)).float()[None]
+    expected = render_ops.image_to_uint8(G.synthesis(G.mapping(z, torch.eye(3)[2:3]))[0])
+    np.testing.assert_array_equal(res.image, expected)
+    assert not np.array_equal(res.image, renderer.render(args.replace(class_idx=0)).image)
