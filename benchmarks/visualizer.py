@@ -78,7 +78,7 @@ def bench_gui(network, seconds, offscreen, threads) -> dict:
         return {'gui_fps': frames / elapsed, 'gui_cpu_ms': 1000 * cpu / frames, 'render_fps': results / elapsed, 'worker_render_ms': render_ms,
                 'latency_ms': statistics.median(latencies) if latencies else float('nan'),
                 'latency_frames': (statistics.median(latencies) / render_ms) if latencies else float('nan'),
-                'fps_limit': app.settings.fps_limit, 'threads': app.renderer._num_threads}
+                'fps_limit': app.settings.fps_limit, 'threads': app.renderer.num_threads}
     finally:
         app.close()
 

@@ -58,6 +58,7 @@ class VisualizerApp:
         self.frame_count = 0
         self._sent_at = collections.OrderedDict()    # RenderArgs -> time sent (for latency)
         self._capture_requests = []
+        self._last_screenshot = None
         self._last_frame = time.perf_counter()
         self._vsync = None
         self._init_window(window_size, offscreen, visible)

@@ -55,6 +55,10 @@ class AsyncRenderer:
         return self._in_process
 
     @property
+    def num_threads(self) -> int:
+        return self._num_threads
+
+    @property
     def busy(self) -> bool:
         return self._awaiting
 
