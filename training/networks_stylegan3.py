@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from ops import filter_design, filtered_lrelu
-from training.networks_stylegan2 import FullyConnectedLayer, compute_dtype, records_init_kwargs
+from training.networks_stylegan2 import FullyConnectedLayer, compute_dtype, records_init_kwargs, squared_norms
 from training.networks_stylegan2 import MappingNetwork as _MappingNetwork
 
 
@@ -32,21 +32,23 @@ def modulated_conv2d(x, w, s, demodulate=True, padding=0, input_gain=None):
     """Fused modulated convolution as one grouped convolution (StyleGAN2 eq. 1-3).
 
     x [N, I, H, W], w [O, I, k, k], s [N, I]. Weights and styles are pre-normalised (their
-    scale cancels in demodulation) so large values cannot overflow in float16; `input_gain`
-    [] or [N, I] divides out the input magnitude tracked by the layer's EMA (appendix D.2).
+    scale cancels in demodulation; it keeps float16 from overflowing); `input_gain` [] or
+    [N, I] divides out the input magnitude tracked by the layer's EMA (appendix D.2).
+    All per-sample factors are combined into one [N, O, I] scale first, so the [N, O, I, k, k]
+    weight tensor is written once (sum_ik (w s)^2 = sum_i s_i^2 sum_k w_ik^2).
     """
     batch_size = x.shape[0]
     out_channels, in_channels, kh, kw = w.shape
+    scale = s.unsqueeze(1)                                                  # [N, 1, I]
     if demodulate:
-        w = w * w.square().mean(dim=[1, 2, 3], keepdim=True).rsqrt()
+        w_sq = squared_norms(w)                                             # [O, I]
+        w_norm = (w_sq.mean(dim=1) / (kh * kw)).rsqrt()                     # [O] 1/rms(w_o)
         s = s * s.square().mean().rsqrt()
-    w = w.unsqueeze(0) * s.unsqueeze(1).unsqueeze(3).unsqueeze(4)          # [N, O, I, k, k]
-    if demodulate:
-        dcoefs = (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt()             # [N, O]
-        w = w * dcoefs.unsqueeze(2).unsqueeze(3).unsqueeze(4)
+        dcoefs = (w_norm.square() * (s.square() @ w_sq.t()) + 1e-8).rsqrt()  # [N, O]
+        scale = s.unsqueeze(1) * (w_norm * dcoefs).unsqueeze(2)             # [N, O, I]
     if input_gain is not None:
-        input_gain = input_gain.expand(batch_size, in_channels)
-        w = w * input_gain.unsqueeze(1).unsqueeze(3).unsqueeze(4)
+        scale = scale * input_gain.expand(batch_size, in_channels).unsqueeze(1)
+    w = w.unsqueeze(0) * scale.unsqueeze(3).unsqueeze(4)                    # [N, O, I, k, k]
     x = x.reshape(1, -1, *x.shape[2:])                                      # [1, N*I, H, W]
     w = w.reshape(-1, in_channels, kh, kw)                                  # [N*O, I, k, k]
     x = F.conv2d(x, w.to(x.dtype), padding=padding, groups=batch_size)

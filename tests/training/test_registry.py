@@ -208,3 +208,20 @@ def test_bad_inputs_are_clear_errors():
         D(torch.zeros([1, 3, 8, 8]))
     with pytest.raises(ValueError, match='power of two'):
         registry.create_generator('stylegan2', img_resolution=24)
+
+
+def test_second_order_gradients_for_regularisers():
+    """Path-length regularisation (G) and R1 (D) differentiate through a gradient."""
+    G, D = tiny_pair('stylegan2')
+    G.train()
+    ws = G.mapping(torch.randn([2, G.z_dim]), None).detach().requires_grad_(True)
+    img = G.synthesis(ws, noise_mode='const')
+    (grad_ws,) = torch.autograd.grad((img * torch.randn_like(img)).sum(), ws, create_graph=True)
+    G.zero_grad(set_to_none=True)
+    grad_ws.square().sum().backward()
+    assert G.synthesis.b8.conv0.weight.grad.abs().sum() > 0
+    real = torch.randn([4, 3, 16, 16], requires_grad=True)
+    (grad_img,) = torch.autograd.grad(D(real, None).sum(), real, create_graph=True)
+    D.zero_grad(set_to_none=True)
+    grad_img.square().sum().backward()
+    assert D.b16.conv0.weight.grad.abs().sum() > 0
