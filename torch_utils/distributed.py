@@ -132,22 +132,34 @@ def broadcast_module_(module: torch.nn.Module, src: int = 0):
                 dist.broadcast(tensor.data, src=src)
 
 
-def average_buffers_(module: torch.nn.Module):
-    """Average floating-point buffers over ranks (running statistics such as w_avg).
+def _float_buffers(module: torch.nn.Module) -> list[torch.Tensor]:
+    return [b for b in module.buffers() if b.is_floating_point() and b.numel() > 0]
 
-    Each rank updates its running averages from its own samples; averaging keeps the replicas
-    identical without favouring one rank's data.
-    """
+
+def buffer_snapshot(module: torch.nn.Module) -> list[torch.Tensor] | None:
+    """Copies of the floating-point buffers, for `merge_buffer_updates_` (None in one process)."""
     if not (is_initialized() and get_world_size() > 1):
+        return None
+    return [b.detach().clone() for b in _float_buffers(module)]
+
+
+def merge_buffer_updates_(module: torch.nn.Module, before: list[torch.Tensor] | None):
+    """Apply every rank's change of the running-statistics buffers (w_avg, magnitude EMAs).
+
+    Each rank updated its buffers from its own chunks; adding up the changes equals, to first
+    order in the EMA rate, the sequential updates one process makes for the same chunks, and
+    keeps all replicas identical. Unchanged buffers stay bit-identical (their changes are 0).
+    """
+    if before is None:
         return
-    buffers = [b for b in module.buffers() if b.is_floating_point() and b.numel() > 0]
+    buffers = _float_buffers(module)
     if not buffers:
         return
-    flat = torch.cat([b.detach().flatten() for b in buffers])
-    all_reduce_mean_(flat)
+    delta = torch.cat([(b.detach() - b0).flatten() for b, b0 in zip(buffers, before)])
+    all_reduce_sum_(delta)
     offset = 0
-    for b in buffers:
-        b.copy_(flat[offset:offset + b.numel()].view_as(b))
+    for b, b0 in zip(buffers, before):
+        b.copy_(b0 + delta[offset:offset + b.numel()].view_as(b))
         offset += b.numel()
 
 

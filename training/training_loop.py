@@ -361,10 +361,11 @@ def update_ema(run: Run):
 
 def train_step(run: Run):
     chunks = next_real_chunks(run)
+    buffers_before = distributed.buffer_snapshot(run.G)
     for phase_idx, phase in enumerate(run.phases):
         if run.progress.batch_idx % phase.interval == 0:
             run_phase(run, phase, phase_idx, chunks)
-    distributed.average_buffers_(run.G)   # w_avg / magnitude EMAs were updated per rank
+    distributed.merge_buffer_updates_(run.G, buffers_before)  # w_avg / magnitude EMAs changed per rank
     update_ema(run)
     run.progress.cur_nimg += run.config.batch_size
     run.progress.batch_idx += 1
@@ -491,15 +492,39 @@ def snapshot_name(run: Run) -> str:
     return f'network-snapshot-{run.progress.cur_nimg // 1000:06d}.pt'
 
 
+def replica_divergence(run: Run) -> float:
+    """Largest |rank-0 value - own value| over all weights and buffers of G, D, G_ema (max over ranks).
+
+    The ranks apply identical summed gradients, so this must be exactly 0; anything else means
+    a replica drifted (e.g. a rank-dependent code path) and the run would silently degrade.
+    """
+    if run.world <= 1:
+        return 0.0
+    worst = torch.zeros([], dtype=torch.float64, device=run.device)
+    for net in (run.G, run.D, run.G_ema):
+        for tensor in list(net.parameters()) + list(net.buffers()):
+            if tensor.numel() == 0 or not tensor.is_floating_point():
+                continue
+            reference = tensor.detach().clone()
+            torch.distributed.broadcast(reference, src=0)
+            worst = torch.maximum(worst, (reference - tensor.detach()).abs().max().double())
+    torch.distributed.all_reduce(worst, op=torch.distributed.ReduceOp.MAX)
+    return float(worst)
+
+
 def write_snapshot(run: Run):
     """Fakes grid, network file, training state, then metrics on the new network file."""
     from torch_utils import network_files
     prog = run.progress
+    divergence = replica_divergence(run)
+    if divergence != 0:
+        raise RuntimeError(f'the {run.world} training processes hold different weights (max difference '
+                           f'{divergence:g}); this is a bug, please report it.')
     if run.rank == 0:
         save_image_grid(generate_grid(run), run.run_dir / f'fakes{prog.cur_nimg // 1000:06d}.png',
                         run.grid['shape'])
-        metadata = {'cfg': run.config.network.cfg, 'cur_nimg': prog.cur_nimg, 'cur_tick': prog.cur_tick,
-                    'config': run.config.to_dict()}
+        metadata = {'cfg': run.config.network.cfg, 'cur_nimg': prog.cur_nimg, 'config': run.config.to_dict(),
+                    'num_processes': run.world, 'replicas_checked': run.world > 1}
         network_files.save_network_snapshot(run.run_dir / snapshot_name(run), run.G, run.D, run.G_ema,
                                             augment_pipe=run.augment_pipe,
                                             training_set_kwargs=run.config.data.training_set_kwargs(),
