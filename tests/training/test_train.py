@@ -1,0 +1,140 @@
+"""train.py end to end (in-process through click): every cfg trains, writes its files, reloads;
+bad inputs give one clear sentence."""
+
+import json
+import math
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+from click.testing import CliRunner
+
+import train
+from tests.training.train_helpers import TINY, make_dataset, only_run_dir
+from torch_utils import network_files
+from training.config import CFG_NAMES
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # The 2 test cores are shared; oversubscribed threads make tiny convolutions ~10x slower.
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+    torch.use_deterministic_algorithms(False)
+
+
+@pytest.fixture(scope='module')
+def data(tmp_path_factory):
+    return make_dataset(tmp_path_factory.mktemp('data') / 'imgs', labels=True)
+
+
+def invoke(*args):
+    return CliRunner().invoke(train.main, [str(a) for a in args])
+
+
+def tiny_run(outdir, data, cfg, *extra, kimg=0.016):
+    """4 steps of batch 4 in ticks of 2 steps, ADA on, snapshot every tick."""
+    result = invoke('--outdir', outdir, '--cfg', cfg, '--data', data, '--batch', 4, '--gamma', 1,
+                    '--ada-kimg', 0.5, *TINY, '--kimg', kimg, '--tick', 0.008, '--snap', 1, *extra)
+    assert result.exit_code == 0, f'{result.output[-3000:]}\n{result.exception!r}'
+    return only_run_dir(outdir)
+
+
+@pytest.mark.parametrize('cfg', CFG_NAMES)
+def test_each_cfg_trains_a_few_ticks(tmp_path, data, cfg):
+    extra = ('--cond', 'True') if cfg == 'stylegan3-t' else ()
+    run_dir = tiny_run(tmp_path, data, cfg, *extra)
+    for name in ('training_options.json', 'log.txt', 'reals.png', 'fakes_init.png', 'fakes000000.png',
+                 'network-snapshot-000000.pt', 'training-state.pt', 'stats.jsonl'):
+        assert (run_dir / name).is_file(), name
+    assert not list(run_dir.glob('*.tmp*')), 'no temporary files may remain'
+    options = json.loads((run_dir / 'training_options.json').read_text())
+    assert options['training_set_kwargs']['resolution'] == 16
+    assert options['training_set_kwargs']['use_labels'] == bool(extra)
+
+    records = [json.loads(line) for line in (run_dir / 'stats.jsonl').read_text().splitlines()]
+    assert [r['Progress/tick'] for r in records] == [0, 1, 2]
+    expected_losses = {'Loss/G/loss', 'Loss/D/loss', 'Loss/scores/real', 'Loss/scores/fake', 'Loss/r1_penalty'}
+    if cfg.startswith('stylegan2'):
+        expected_losses.add('Loss/pl_penalty')  # path-length regularisation is StyleGAN2-only
+    seen = set().union(*records)
+    assert expected_losses <= seen, expected_losses - seen
+    assert all(math.isfinite(v) for r in records for k, v in r.items() if k.startswith('Loss/'))
+    log = (run_dir / 'log.txt').read_text()
+    assert 'tick 2' in log and 'sec/kimg' in log and 'augment' in log
+
+    nets = network_files.load_network(run_dir / 'network-snapshot-000000.pt')
+    G = nets['G_ema']
+    assert network_files.load_network(run_dir / 'network-snapshot-000000.pt')['D'] is not None
+    c = torch.eye(G.c_dim)[:2] if G.c_dim else None
+    img = G(torch.randn([2, G.z_dim]), c)
+    assert img.shape == (2, 3, 16, 16) and torch.isfinite(img).all()
+    # Training moved the weights: G differs from the EMA copy that lags behind it.
+    assert any(not torch.equal(a, b) for a, b in zip(nets['G'].parameters(), G.parameters()))
+    with PIL.Image.open(run_dir / 'fakes000000.png') as im:
+        assert im.size[0] % 16 == 0 and im.size[1] % 16 == 0
+
+
+def test_transfer_copies_weights_and_checks_shapes(tmp_path, data):
+    source = tiny_run(tmp_path / 'a', data, 'stylegan2', '--aug', 'noaug', kimg=0.004)
+    snapshot = source / 'network-snapshot-000000.pt'
+    # lr 0: the new run must hold exactly the transferred weights after its step.
+    run_dir = tiny_run(tmp_path / 'b', data, 'stylegan2', '--aug', 'noaug', '--transfer', snapshot,
+                       '--glr', 0, '--dlr', 0, kimg=0.004)
+    src = torch.load(snapshot, weights_only=True)
+    state = torch.load(run_dir / 'training-state.pt', weights_only=True)
+    for net in ('G', 'D'):
+        for key, value in src[net]['state_dict'].items():
+            if not key.endswith('w_avg'):  # the running average still tracks new samples
+                assert torch.equal(state[net]['state_dict'][key], value), (net, key)
+    result = invoke('--outdir', tmp_path / 'c', '--cfg', 'stylegan2', '--data', data, '--batch', 4,
+                    '--gamma', 1, *TINY[:2], '--cmax', 16, *TINY[4:], '--transfer', snapshot, '--kimg', 0.004)
+    assert result.exit_code == 1
+    assert 'does not match the network' in result.output and 'Traceback' not in result.output
+
+
+def _error_of(*args) -> str:
+    result = invoke(*args)
+    assert result.exit_code == 1, result.output
+    assert 'Traceback' not in result.output
+    lines = [line for line in result.output.splitlines() if line.startswith('Error:')]
+    assert len(lines) == 1, result.output
+    return lines[0]
+
+
+def test_bad_inputs_give_one_sentence(tmp_path, data):
+    common = ['--outdir', tmp_path / 'runs', '--batch', 4, '--gamma', 1, *TINY]
+    assert 'does not exist' in _error_of(*common, '--cfg', 'stylegan2', '--data', tmp_path / 'missing')
+    assert "unknown --cfg 'stylegan4'" in _error_of(*common, '--cfg', 'stylegan4', '--data', data)
+
+    unlabelled = make_dataset(tmp_path / 'unlabelled', num=8)
+    assert '--cond was given but' in _error_of(*common, '--cfg', 'stylegan2', '--data', unlabelled, '--cond', 'True')
+
+    mixed = make_dataset(tmp_path / 'mixed', num=8)
+    PIL.Image.fromarray(np.zeros([32, 32, 3], np.uint8)).save(mixed / 'big.png')
+    msg = _error_of(*common, '--cfg', 'stylegan2', '--data', mixed)
+    assert 'big.png' in msg and '32x32' in msg
+
+    odd = make_dataset(tmp_path / 'odd', num=8, res=24)
+    assert 'not a power of two' in _error_of(*common, '--cfg', 'stylegan2', '--data', odd)
+
+    corrupt = make_dataset(tmp_path / 'corrupt', num=8)
+    (corrupt / 'img000.png').write_bytes(b'\x89PNG\r\n\x1a\n garbage')
+    assert 'img000.png' in _error_of(*common, '--cfg', 'stylegan2', '--data', corrupt)
+
+    assert 'multiple of --gpus' in _error_of(*common[:2], '--batch', 5, '--gpus', 2, '--gamma', 1,
+                                              '--cfg', 'stylegan2', '--data', data)
+    assert '--data is required' in _error_of('--outdir', tmp_path, '--cfg', 'stylegan2', '--batch', 4, '--gamma', 1)
+    assert not (tmp_path / 'runs').exists(), 'failed starts must not leave run folders behind'
+
+
+def test_dry_run_prints_options_and_writes_nothing(tmp_path, data):
+    result = invoke('--outdir', tmp_path / 'runs', '--cfg', 'stylegan3-r', '--data', data, '--batch', 8,
+                    '--gamma', 2, '--dry-run')
+    assert result.exit_code == 0, result.output
+    assert '"blur_init_sigma": 10.0' in result.output and '"channel_base"' not in result.output
+    assert '"cbase": 32768' in result.output and 'Dry run' in result.output
+    assert not (tmp_path / 'runs').exists()
