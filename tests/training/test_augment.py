@@ -80,7 +80,7 @@ def test_each_augmentation_changes_images_and_has_exact_gradients(name):
     # whose draw changes the image; every seed must give an image of the same shape.
     seed = next(s for s in range(20) if not torch.allclose(_seeded(pipe, s)(x), x))
     run = _seeded(pipe, seed)
-    assert torch.autograd.gradcheck(run, (x,), eps=1e-6, atol=1e-5)
+    assert torch.autograd.gradcheck(run, (x,), eps=1e-6, atol=1e-5, fast_mode=True)
 
 
 @pytest.mark.parametrize('name', ['bg', 'bgcfnc'])
@@ -88,7 +88,7 @@ def test_second_order_gradients(name):
     """R1 differentiates grad(D(aug(x)), x); this needs double backward through the pipe."""
     pipe = _pipe(**AUGPIPE_SPECS[name])
     x = _smooth_images(1, size=8).requires_grad_(True)
-    assert torch.autograd.gradgradcheck(_seeded(pipe, 3), (x,), eps=1e-6, atol=1e-5)
+    assert torch.autograd.gradgradcheck(_seeded(pipe, 3), (x,), eps=1e-6, atol=1e-5, fast_mode=True)
 
 
 def test_r1_style_penalty_backpropagates():
