@@ -5,6 +5,7 @@ expects. Real images come in dataset order (no shuffling), so "the first max_rea
 is a well-defined set whose statistics can be cached.
 """
 
+import copy
 import dataclasses
 
 import numpy as np
@@ -81,6 +82,7 @@ class LabelSampler:
 def generated_batches(G, num_items: int, batch_size: int, device, labels: LabelSampler,
                       seed: int = 0, truncation_psi: float = 1.0):
     """Yield uint8 [n, 3, H, W] generated images from seeded latents (same seed, same images)."""
+    G = copy.deepcopy(G).eval().requires_grad_(False).to(device)
     rng = torch.Generator().manual_seed(seed)
     for start in range(0, num_items, batch_size):
         n = min(batch_size, num_items - start)

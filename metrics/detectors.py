@@ -27,6 +27,7 @@ import pathlib
 import pickle
 import tempfile
 import urllib.request
+import warnings
 
 import torch
 
@@ -138,7 +139,8 @@ class _DetectorUnpickler(pickle.Unpickler):
 def load_detector(path, device='cpu') -> torch.jit.ScriptModule:
     """Load a detector file (TorchScript archive or detector pickle) onto `device`, in eval mode."""
     path = pathlib.Path(path)
-    with open(path, 'rb') as f:
+    with open(path, 'rb') as f, warnings.catch_warnings():
+        warnings.simplefilter('ignore', DeprecationWarning)   # torch.jit.load: still the format in use
         head = f.read(4)
         f.seek(0)
         try:
@@ -155,9 +157,11 @@ def load_detector(path, device='cpu') -> torch.jit.ScriptModule:
 
 def save_detector(module: torch.nn.Module, path):
     """Write `module` (scripted if needed) in the detector `.pkl` format; temp file + rename."""
-    scripted = module if isinstance(module, torch.jit.ScriptModule) else torch.jit.script(module)
-    buf = io.BytesIO()
-    torch.jit.save(scripted, buf)
+    with warnings.catch_warnings():   # TorchScript is deprecated in new torch, but it is the format
+        warnings.simplefilter('ignore', DeprecationWarning)
+        scripted = module if isinstance(module, torch.jit.ScriptModule) else torch.jit.script(module)
+        buf = io.BytesIO()
+        torch.jit.save(scripted, buf)
     path = pathlib.Path(path)
     tmp = path.with_name(path.name + '.tmp')
     with open(tmp, 'wb') as f:

@@ -14,7 +14,7 @@ FID_DEFAULT_GEN = 50000
 def frechet_distance(mu1, cov1, mu2, cov2) -> float:
     mu1, mu2 = np.asarray(mu1, np.float64), np.asarray(mu2, np.float64)
     mean_term = np.square(mu1 - mu2).sum()
-    root, _ = scipy.linalg.sqrtm(np.dot(cov1, cov2), disp=False)
+    root = scipy.linalg.sqrtm(np.dot(cov1, cov2))
     # sqrtm of a product of PSD matrices is real up to rounding; drop the imaginary noise.
     return float(np.real(mean_term + np.trace(cov1 + cov2 - 2 * np.real(root))))
 

@@ -28,4 +28,4 @@ def compute_is(opts, num_gen=IS_DEFAULT_GEN, num_splits=NUM_SPLITS) -> dict:
     fn = lambda img: det(img.to(opts.device), no_output_bias=True)
     gen = features.generated_feature_stats(opts, fn, opts.gen_count(num_gen), capture_all=True)
     mean, std = inception_score(gen.get_all(), num_splits)
-    return dict(is_mean=mean, is_std=std)
+    return dict(mean=mean, std=std)

@@ -29,7 +29,7 @@ def _equivariance(kind):
     def compute(opts: MetricOptions) -> dict:
         r = equivariance.compute_equivariance(opts.G, kind, opts.gen_count(50000), opts.batch_size,
                                               opts.device, opts.seed, opts.progress)
-        return {f'eqt50k_{kind}' if kind != 'rot' else 'eqr50k': r['psnr_db']}
+        return {'psnr_db': r['psnr_db']}
     return compute
 
 
@@ -73,27 +73,44 @@ def _check(name, G, dataset_kwargs):
 
 def run_metric(name: str, G=None, dataset_kwargs=None, *, num_gen=None, max_real=None, batch_size=None,
                device='cpu', detector_dir=None, cache_dir=None, progress=True, seed=0,
-               run_dir=None, jsonl_path=None, snapshot=None) -> dict:
-    """Compute one named metric; append it to `jsonl_path` or `<run_dir>/metric-<name>.jsonl` if given.
+               run_dir=None, jsonl_path=None, snapshot=None, num_gpus=1, rank=0) -> dict | None:
+    """Compute one named metric and return its results dict (e.g. {'fid50k_full': 3.2}).
 
-    Returns {'metric', 'results', 'total_time', 'snapshot', 'timestamp', 'num_gen', 'max_real'}.
+    With `jsonl_path`, or `run_dir` (-> `<run_dir>/metric-<name>.jsonl`), one JSON line
+    {'metric', 'results', 'snapshot', 'total_time', options..., 'timestamp'} is appended.
+    Multi-process training: the metric runs on rank 0 alone (it needs no collectives);
+    other ranks return None at once.
     """
     spec = _check(name, G, dataset_kwargs)
+    if rank != 0:
+        return None
     device = torch.device(device)
-    opts = MetricOptions(G=G.eval(), dataset_kwargs=dict(dataset_kwargs or {}), device=device,
+    opts = MetricOptions(G=G, dataset_kwargs=dict(dataset_kwargs or {}), device=device,
                          batch_size=batch_size or DEFAULT_BATCH.get(name, 32), num_gen=num_gen,
                          max_real=max_real, detector_dir=detector_dir, cache_dir=cache_dir,
                          progress=progress, seed=seed)
     start = time.time()
-    results = spec.compute(opts)
-    record = dict(metric=name, results=results, total_time=time.time() - start,
-                  snapshot=None if snapshot is None else str(snapshot), timestamp=time.time(),
-                  num_gen=num_gen, max_real=max_real, batch_size=opts.batch_size, device=str(device))
+    was_training = G.training
+    try:
+        G.eval()
+        results = result_names(name, spec.compute(opts))
+    finally:
+        G.train(was_training)
+    record = dict(metric=name, results=results, snapshot=None if snapshot is None else str(snapshot),
+                  total_time=round(time.time() - start, 3), num_gen=num_gen, max_real=max_real,
+                  batch_size=opts.batch_size, device=str(device), seed=seed, timestamp=time.time())
     if jsonl_path is None and run_dir is not None:
         jsonl_path = pathlib.Path(run_dir) / f'metric-{name}.jsonl'
     if jsonl_path is not None:
         append_jsonl(jsonl_path, record)
-    return record
+    return results
+
+
+def result_names(name: str, results: dict) -> dict:
+    """Key results by metric name: one value -> {name: v}; several -> {name_key: v} (e.g. pr50k3_full_recall)."""
+    if len(results) == 1:
+        return {name: float(next(iter(results.values())))}
+    return {(key if key.startswith(name) else f'{name}_{key}'): float(value) for key, value in results.items()}
 
 
 def append_jsonl(path, record: dict):

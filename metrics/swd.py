@@ -84,18 +84,19 @@ def sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, dir_repeats=DIR_REPEATS
     for _ in range(dir_repeats):
         dirs = torch.randn([a.shape[1], dirs_per_repeat], generator=rng)
         dirs = dirs / dirs.norm(dim=0, keepdim=True)                        # [D, dirs]
-        pa = (a @ dirs).sort(dim=0).values                                  # [M, dirs]
-        pb = (b @ dirs).sort(dim=0).values
+        pa = (dirs.T @ a.T).sort(dim=1).values                              # [dirs, M], sort contiguous rows
+        pb = (dirs.T @ b.T).sort(dim=1).values
         total += (pa - pb).abs().mean().item()
     return total / dir_repeats
 
 
-def collect_descriptors(batches, total: int, seed: int, desc: str, progress=True) -> list[torch.Tensor]:
+def collect_descriptors(batches, total: int, seed: int, desc: str, progress=True,
+                        nhoods_per_image: int = NHOODS_PER_IMAGE) -> list[torch.Tensor]:
     rng = torch.Generator().manual_seed(seed)
     per_level = None
     with tqdm.tqdm(total=total, desc=desc, unit='img', disable=not progress, leave=False) as bar:
         for images in batches:
-            levels = image_descriptors(images, rng)
+            levels = image_descriptors(images, rng, nhoods_per_image)
             per_level = per_level or [[] for _ in levels]
             for store, d in zip(per_level, levels):
                 store.append(d.to(torch.float16))   # half precision: descriptors are many
@@ -113,15 +114,19 @@ def swd_from_descriptors(real: list[torch.Tensor], gen: list[torch.Tensor], reso
     return results
 
 
-def swd_images(real: torch.Tensor, gen: torch.Tensor, seed: int = 0) -> dict:
+def swd_images(real: torch.Tensor, gen: torch.Tensor, seed: int = 0,
+               nhoods_per_image: int = NHOODS_PER_IMAGE) -> dict:
     """SWD of two uint8 image tensors [N, 3, H, W] (same patch positions for both sets)."""
-    r = collect_descriptors([real], real.shape[0], seed, 'swd real', progress=False)
-    g = collect_descriptors([gen], gen.shape[0], seed, 'swd gen', progress=False)
+    r = collect_descriptors([real], real.shape[0], seed, 'swd real', False, nhoods_per_image)
+    g = collect_descriptors([gen], gen.shape[0], seed, 'swd gen', False, nhoods_per_image)
     return swd_from_descriptors(r, g, real.shape[2], seed)
 
 
 def compute_swd(opts, max_real=SWD_DEFAULT_IMAGES, num_gen=SWD_DEFAULT_IMAGES) -> dict:
     dataset = data_lib.open_dataset(opts.dataset_kwargs)
+    if dataset.resolution != opts.G.img_resolution:
+        raise ValueError(f'swd compares images of equal size, but the dataset is {dataset.resolution} px '
+                         f'and the generator {opts.G.img_resolution} px.')
     max_real = data_lib.num_real(dataset, opts.real_count(max_real))
     key = features.dataset_cache_key(dataset, kind='swd', max_items=max_real, seed=opts.seed,
                                      nhoods=NHOODS_PER_IMAGE, nhood_size=NHOOD_SIZE)

@@ -80,7 +80,7 @@ class StandInDetector(torch.nn.Module):
         x = torch.nn.functional.adaptive_avg_pool2d(img.to(torch.float32) / 255, 4).flatten(1)
         feats = x @ self.proj
         if return_lpips:
-            return feats / feats.norm(dim=1, keepdim=True).clamp(min=1e-8)
+            return feats / feats.square().sum(dim=1, keepdim=True).sqrt().clamp(min=1e-8)
         if return_features:
             return feats
         return (feats @ self.cls).softmax(dim=1)
