@@ -147,6 +147,10 @@ def _encode_png(img: PIL.Image.Image) -> bytes:
 def _check_consistent(img, first, index, source_name):
     """Every output image must share size and channels with the first one."""
     if first is None:
+        if img.size[0] != img.size[1]:
+            raise click.ClickException(
+                f'{source_name} is {img.size[0]}x{img.size[1]} after transforms but training needs '
+                f'square images; use --transform center-crop --resolution WxW.')
         return img.size, img.mode
     size, mode = first
     if img.size != size:

@@ -170,6 +170,9 @@ def test_bad_sources_one_sentence(tmp_path):
     result = _run('--source', tmp_path / 'src', '--dest', tmp_path / 'o.zip')
     assert result.exit_code == 1 and 'use --resolution' in result.output
     assert not (tmp_path / 'o.zip').exists() and 'Traceback' not in result.output
+    _write_images(tmp_path / 'wide', [(12, 8)])
+    result = _run('--source', tmp_path / 'wide', '--dest', tmp_path / 'o.zip')
+    assert result.exit_code == 1 and 'square' in result.output
     (tmp_path / 'src' / 'bad.png').write_bytes(b'not a png')
     result = _run('--source', tmp_path / 'src', '--dest', tmp_path / 'o.zip', '--resolution', '8x8')
     assert result.exit_code == 1 and 'bad.png' in result.output
