@@ -66,10 +66,14 @@ CONFIGS = {cfg.name: cfg for cfg in [
 ]}
 
 # Class names used by the reference pickles (persistent objects) -> our classes.
+# `training.networks.*` are StyleGAN2-ADA-PyTorch's names (its Generator takes the synthesis
+# options as one `synthesis_kwargs` dict; flatten it before calling ours).
 REFERENCE_CLASS_NAMES = {
     'training.networks_stylegan2.Generator': networks_stylegan2.Generator,
     'training.networks_stylegan3.Generator': networks_stylegan3.Generator,
+    'training.networks.Generator': networks_stylegan2.Generator,
     'training.networks_stylegan2.Discriminator': networks_stylegan2.Discriminator,
+    'training.networks.Discriminator': networks_stylegan2.Discriminator,
 }
 
 
@@ -122,8 +126,8 @@ def generator_class(arch: str) -> type:
 
 def discriminator_class(arch: str) -> type:
     """Discriminator class for a registry name or a reference pickle class name."""
-    if arch == 'training.networks_stylegan2.Discriminator':
-        return networks_stylegan2.Discriminator
+    if arch in REFERENCE_CLASS_NAMES and arch.endswith('Discriminator'):
+        return REFERENCE_CLASS_NAMES[arch]
     get_config(arch)
     return networks_stylegan2.Discriminator
 

@@ -102,6 +102,8 @@ def test_reference_class_names():
     assert registry.generator_class('training.networks_stylegan3.Generator') is networks_stylegan3.Generator
     assert registry.generator_class('training.networks_stylegan2.Generator') is networks_stylegan2.Generator
     assert registry.discriminator_class('training.networks_stylegan2.Discriminator') is networks_stylegan2.Discriminator
+    assert registry.generator_class('training.networks.Generator') is networks_stylegan2.Generator
+    assert registry.discriminator_class('training.networks.Discriminator') is networks_stylegan2.Discriminator
 
 
 @pytest.mark.parametrize('cfg', ['stylegan2-fourier', 'stylegan3-t'])
