@@ -60,7 +60,7 @@ void run(const T* x, const T* b, const T* g, T* y, int64_t outer, int64_t channe
          T alpha, T gain, T clamp, int threads) {
   const bool has_clamp = clamp >= T(0);
   const int64_t rows = outer * channels;
-  parallel_for(rows, rows * inner < 65536 ? 1 : threads, [&](int64_t begin, int64_t end) {
+  parallel_for(rows, threads_for(rows * inner * 4, threads), [&](int64_t begin, int64_t end) {
     for (int64_t row = begin; row < end; ++row) {
       const T bias = b ? b[row % channels] : T(0);
       const T* __restrict xr = x + row * inner;

@@ -110,11 +110,17 @@ def _try_import(entry: pathlib.Path, name: str, key: str):
     """Import a complete cache entry; None if it is absent or unusable."""
     try:
         marker = json.loads((entry / _MARKER).read_text())
-        if marker.get('key') != key:
+        library = entry / f'{name}.so'
+        # Verify the bytes before dlopen: a truncated library can crash the loader (SIGBUS).
+        if marker.get('key') != key or marker.get('sha256') != _sha256(library):
             return None
-        return _open_library(entry / f'{name}.so')
+        return _open_library(library)
     except Exception:  # any damage to the entry means: rebuild it
         return None
+
+
+def _sha256(path: pathlib.Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _open_library(path: pathlib.Path) -> ctypes.CDLL:
@@ -148,7 +154,9 @@ def _build(root: pathlib.Path, entry: pathlib.Path, name: str, key: str, flags: 
         for item in tmp.iterdir():  # keep only the library: objects and ninja files are bulk
             if item.name != f'{name}.so':
                 _discard(item)
-        (tmp / _MARKER).write_text(json.dumps({'key': key, 'flags': flags, 'torch': torch.__version__}))
+        marker = {'key': key, 'sha256': _sha256(tmp / f'{name}.so'), 'flags': flags, 'torch': torch.__version__}
+        (tmp / _MARKER).write_text(json.dumps(marker))
+        tmp.chmod(0o755)  # mkdtemp makes it private; the cache entry is an ordinary directory
         os.rename(tmp, entry)  # atomic: the entry appears complete or not at all
     except Exception as exc:
         _discard(tmp)

@@ -17,15 +17,29 @@ namespace {
 
 // Activation of one upsampled row, in place. mask codes (for the backward pass, when wanted):
 // 0 = clamped (no gradient), 1 = positive branch (gain), 2 = negative branch (gain * slope).
+// Branch-free loops, one per variant, so that each one vectorises.
 template <typename T>
-void activate_row(T* v, uint8_t* mask, int64_t n, T gain, T slope, T clamp) {
+void activate_row(T* __restrict v, uint8_t* __restrict mask, int64_t n, T gain, T slope, T clamp) {
   const bool has_clamp = clamp >= T(0);
-  for (int64_t j = 0; j < n; ++j) {
-    const T u = v[j];
-    const T a = (u > T(0) ? u : u * slope) * gain;
-    const bool inside = !has_clamp || std::abs(a) <= clamp;
-    v[j] = has_clamp ? std::min(std::max(a, -clamp), clamp) : a;
-    if (mask) mask[j] = inside ? (u > T(0) ? 1 : 2) : 0;
+  if (mask) {
+    for (int64_t j = 0; j < n; ++j) {
+      const T u = v[j];
+      const T a = (u > T(0) ? u : u * slope) * gain;
+      const bool inside = !has_clamp || (a <= clamp && a >= -clamp);
+      mask[j] = inside ? (u > T(0) ? 1 : 2) : 0;
+    }
+  }
+  if (has_clamp) {
+    for (int64_t j = 0; j < n; ++j) {
+      const T u = v[j];
+      const T a = (u > T(0) ? u : u * slope) * gain;
+      v[j] = std::min(std::max(a, -clamp), clamp);
+    }
+  } else {
+    for (int64_t j = 0; j < n; ++j) {
+      const T u = v[j];
+      v[j] = (u > T(0) ? u : u * slope) * gain;
+    }
   }
 }
 
@@ -41,7 +55,8 @@ void filtered_lrelu_cpu(const T* x, const T* b, T* y, uint8_t* mask, int64_t n, 
   const int64_t in_plane = ux.n_in * uy.n_in, mid_plane = ux.n_out * uy.n_out;
   const int64_t out_plane = dx.n_out * dy.n_out;
   if (mask) std::fill(mask, mask + n * c * mid_plane, uint8_t(0));  // rows never needed stay 0
-  parallel_for(n * c, threads, [&](int64_t begin, int64_t end) {
+  const int64_t work = n * c * (mid_plane * (fu.kx + fu.ky + 4) + out_plane * (fd.kx + fd.ky));
+  parallel_for(n * c, threads_for(work, threads), [&](int64_t begin, int64_t end) {
     FirStage<T> up(up_rows, up_cols, fu), down(down_rows, down_cols, fd);
     std::vector<T> act_row(ux.n_out);
     for (int64_t p = begin; p < end; ++p) {
@@ -67,7 +82,7 @@ template <typename T>
 void mask_scale_cpu(const T* g, const uint8_t* mask, T* out, int64_t numel, T gain, T slope,
                     int threads) {
   const T lut[3] = {T(0), gain, gain * slope};
-  parallel_for(numel, numel < 65536 ? 1 : threads, [&](int64_t begin, int64_t end) {
+  parallel_for(numel, threads_for(numel * 4, threads), [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) out[i] = g[i] * lut[mask[i]];
   });
 }

@@ -18,34 +18,38 @@ class FirStage {
   FirStage(const RowPlan& rows, const ColPlan& cols, const Filter2d<T>& f)
       : rows_(rows), cols_(cols), f_(f),
         ring_(cols.span, f.separable() ? rows.axis().n_out : rows.prep_len()),
-        prep_(rows.prep_len()), acc_(std::max<int64_t>(rows.acc_len(), 1)) {}
+        prep_(rows.prep_len()), col_ptrs_(cols.a.taps), col_w_(cols.a.taps) {}
 
   void reset() { ring_.reset(); }
   int64_t width() const { return rows_.axis().n_out; }
 
   template <class Source>
   void row(int64_t o, Source& source, T bias, T* out) {
-    const int64_t n = width();
-    std::fill(out, out + n, T(0));
-    for (int64_t e = cols_.begin[o]; e < cols_.begin[o + 1]; ++e) {
-      const int64_t s = cols_.src[e], i = cols_.tap[e];
+    const int64_t n = width(), e0 = cols_.begin[o], count = cols_.begin[o + 1] - e0;
+    for (int64_t e = 0; e < count; ++e) {
+      const int64_t s = cols_.src[e0 + e];
       T* slot = ring_.slot(s);
       if (!ring_.has(s)) {
         fill_slot(source(s), bias, slot);
         ring_.mark(s);
       }
-      if (f_.separable())
-        axpy(f_.y[i], slot, out, n);
-      else
-        rows_.apply(slot, f_.x + i * f_.kx, out, true, acc_.data());
+      col_ptrs_[e] = slot;
+      col_w_[e] = f_.separable() ? f_.y[cols_.tap[e0 + e]] : T(0);
     }
+    if (f_.separable()) {
+      multi_axpy(col_ptrs_.data(), col_w_.data(), count, out, n, false);
+      return;
+    }
+    std::fill(out, out + n, T(0));
+    for (int64_t e = 0; e < count; ++e)
+      rows_.apply(col_ptrs_[e], f_.x + cols_.tap[e0 + e] * f_.kx, out, true, scratch_);
   }
 
  private:
   void fill_slot(const T* src, T bias, T* slot) {
     if (f_.separable()) {
       rows_.prepare(src, bias, prep_.data());
-      rows_.apply(prep_.data(), f_.x, slot, false, acc_.data());
+      rows_.apply(prep_.data(), f_.x, slot, false, scratch_);
     } else {
       rows_.prepare(src, bias, slot);
     }
@@ -55,7 +59,10 @@ class FirStage {
   const ColPlan& cols_;
   Filter2d<T> f_;
   RowRing<T> ring_;
-  std::vector<T> prep_, acc_;
+  std::vector<T> prep_;
+  std::vector<const T*> col_ptrs_;
+  std::vector<T> col_w_;
+  PassScratch<T> scratch_;
 };
 
 }  // namespace sgnative

@@ -42,7 +42,8 @@ def upfirdn2d(x, f, up=(1, 1), down=(1, 1), padding=(0, 0, 0, 0), flip_filter=Fa
     """Native upfirdn2d of x [N, C, H, W]; f: 1-D (separable), 2-D [fh, fw] or None."""
     x, restore = _as_native_dtype(x)
     taps = _correlation_taps(f, flip_filter, gain, x.dtype)
-    y = _UpFirDn2d.apply(x, taps, _pair(up), _pair(down), _padding4(padding))
+    args = (taps, _pair(up), _pair(down), _padding4(padding))
+    y = _UpFirDn2d.apply(x, *args) if _needs_graph(x) else _upfirdn2d_raw(x, *args)
     return restore(y)
 
 
@@ -58,7 +59,10 @@ def filtered_lrelu(x, fu=None, fd=None, b=None, up=1, down=1, padding=(0, 0, 0, 
         b = b.to(x.dtype)
     params = (up, down, _padding4(padding), float(gain), float(slope),
               -1.0 if clamp is None else float(clamp))
-    y = _FilteredLrelu.apply(x, b, fu_taps, fd_taps, params)
+    if _needs_graph(x, b):
+        y = _FilteredLrelu.apply(x, b, fu_taps, fd_taps, params)
+    else:
+        y, _ = _filtered_lrelu_raw(x, b, fu_taps, fd_taps, params, want_mask=False)
     return restore(y)
 
 
@@ -74,11 +78,18 @@ def bias_act(x, b=None, dim=1, act='linear', alpha=None, gain=None, clamp=None):
                         clamp=-1.0 if clamp is None else float(clamp))
     if b is not None:
         b = b.to(x.dtype)
-    return restore(_BiasAct.apply(x, b, spec))
+    if _needs_graph(x, b):
+        return restore(_BiasAct.apply(x, b, spec))
+    return restore(_bias_act_raw(x, b, None, spec, order=0))
 
 
 # ----------------------------------------------------------------------------------------------
 # Helpers.
+
+def _needs_graph(*tensors) -> bool:
+    """Whether autograd must record the op (else skip the Function machinery: inference)."""
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
 
 def _lib():
     return backend.native_module()
@@ -214,27 +225,32 @@ class _UpFirDn2d(torch.autograd.Function):
 # ----------------------------------------------------------------------------------------------
 # filtered_lrelu.
 
+def _filtered_lrelu_raw(x, b, fu: _Taps, fd: _Taps, params, want_mask: bool):
+    """(y, mask or None); mask is the uint8 activation code at the upsampled resolution."""
+    up, down, pad, gain, slope, clamp = params
+    x = x.contiguous()
+    n, c, h, w = x.shape
+    (kux, kuy), (kdx, kdy) = fu.size, fd.size
+    mh, mw = _out_len(h, up, 1, pad[2], pad[3], kuy), _out_len(w, up, 1, pad[0], pad[1], kux)
+    oh, ow = _out_len(mh, 1, down, 0, 0, kdy), _out_len(mw, 1, down, 0, 0, kdx)
+    if min(mh, mw, oh, ow) < 1:
+        raise ValueError(f'filtered_lrelu: padding {list(pad)} leaves an empty output for input {h}x{w}.')
+    y = torch.empty([n, c, oh, ow], dtype=x.dtype)
+    mask = torch.empty([n, c, mh, mw], dtype=torch.uint8) if want_mask else None
+    if y.numel() > 0:
+        fn = getattr(_lib(), f'sg_filtered_lrelu_{_DTYPES[x.dtype]}')
+        b = None if b is None else b.contiguous()
+        _check(fn(_ptr(x), _ptr(b), _ptr(y), _ptr(mask), n, c, h, w, *fu.args(), *fd.args(),
+                  up, down, *pad, gain, slope, clamp, mh, mw, oh, ow, _threads()), 'filtered_lrelu')
+    return y, mask
+
+
 class _FilteredLrelu(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, b, fu: _Taps, fd: _Taps, params):
-        up, down, pad, gain, slope, clamp = params
-        x = x.contiguous()
-        n, c, h, w = x.shape
-        (kux, kuy), (kdx, kdy) = fu.size, fd.size
-        mh, mw = _out_len(h, up, 1, pad[2], pad[3], kuy), _out_len(w, up, 1, pad[0], pad[1], kux)
-        oh, ow = _out_len(mh, 1, down, 0, 0, kdy), _out_len(mw, 1, down, 0, 0, kdx)
-        if min(mh, mw, oh, ow) < 1:
-            raise ValueError(f'filtered_lrelu: padding {list(pad)} leaves an empty output for input {h}x{w}.')
-        want_mask = any(ctx.needs_input_grad[:2])
-        y = torch.empty([n, c, oh, ow], dtype=x.dtype)
-        mask = torch.empty([n, c, mh, mw], dtype=torch.uint8) if want_mask else None
-        if y.numel() > 0:
-            fn = getattr(_lib(), f'sg_filtered_lrelu_{_DTYPES[x.dtype]}')
-            b_arg = None if b is None else b.contiguous()
-            _check(fn(_ptr(x), _ptr(b_arg), _ptr(y), _ptr(mask), n, c, h, w, *fu.args(), *fd.args(),
-                      up, down, *pad, gain, slope, clamp, mh, mw, oh, ow, _threads()),
-                   'filtered_lrelu')
-        ctx.saved = (mask, fu, fd, params, (h, w), (mh, mw), (oh, ow), b is not None)
+        y, mask = _filtered_lrelu_raw(x, b, fu, fd, params, want_mask=any(ctx.needs_input_grad[:2]))
+        ctx.saved = (mask, fu, fd, params, tuple(x.shape[2:]), tuple(mask.shape[2:]) if mask is not None else None,
+                     tuple(y.shape[2:]), b is not None)
         return y
 
     @staticmethod

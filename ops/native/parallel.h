@@ -13,6 +13,13 @@
 
 namespace sgnative {
 
+// Below this many multiply-adds a job runs on one thread: waking a second OpenMP thread costs
+// more than it saves, and on an oversubscribed machine a descheduled helper thread can stall
+// the whole call for a scheduler time slice (milliseconds).
+constexpr int64_t kMinParallelWork = int64_t(1) << 20;
+
+inline int threads_for(int64_t work, int threads) { return work < kMinParallelWork ? 1 : threads; }
+
 // Calls f(begin, end) on contiguous chunks of [0, n), one chunk per thread.
 template <class F>
 void parallel_for(int64_t n, int threads, const F& f) {

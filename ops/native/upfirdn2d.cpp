@@ -12,7 +12,8 @@ void upfirdn2d_cpu(const T* x, T* y, int64_t planes, const Axis& ax, const Axis&
   const RowPlan rows(ax);
   const ColPlan cols(ay);
   const int64_t in_plane = ax.n_in * ay.n_in, out_plane = ax.n_out * ay.n_out;
-  parallel_for(planes, threads, [&](int64_t begin, int64_t end) {
+  const int64_t work = planes * ay.n_out * ax.n_out * (f.kx + f.ky) + planes * ay.n_in * ax.n_in;
+  parallel_for(planes, threads_for(work, threads), [&](int64_t begin, int64_t end) {
     FirStage<T> stage(rows, cols, f);  // per-thread scratch, reused across planes
     for (int64_t p = begin; p < end; ++p) {
       const T* xp = x + p * in_plane;
