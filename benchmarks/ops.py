@@ -1,7 +1,7 @@
 """Native vs reference ops backend at the layer shapes of full-size networks (not a test).
 
     python benchmarks/ops.py            # StyleGAN3-T 256x256 (all 15 layers) + StyleGAN2 256
-    python benchmarks/ops.py --quick    # a subset, under a minute
+    python benchmarks/ops.py --quick    # a subset with <= 16 channels per layer, under a minute
 
 Batch 1, torch.set_num_threads(2), forward pass without autograd, median of 5 timed runs per
 backend (a run repeats the op until it lasts >= 20 ms, to time sub-millisecond ops reliably).
@@ -101,14 +101,18 @@ def _lowpass(numtaps, cutoff, width, fs):
 # ----------------------------------------------------------------------------------------------
 # Cases: (op, name, shape, fn(impl) -> output).
 
+QUICK_MAX_CHANNELS = 16  # --quick: same spatial shapes and filters, fewer channels (planes)
+
+
 def filtered_lrelu_cases(quick):
     layers = sg3_layers()
     if quick:
-        layers = [layers[i] for i in (0, 5, 9, 13, 14)]
+        layers = [layers[i] for i in (0, 3, 7, 13, 14)]
     for layer in layers:
         g = torch.Generator().manual_seed(0)
-        x = torch.randn([1, layer.channels, layer.in_size, layer.in_size], generator=g)
-        b = torch.randn([layer.channels], generator=g) * 0.1
+        ch = min(layer.channels, QUICK_MAX_CHANNELS) if quick else layer.channels
+        x = torch.randn([1, ch, layer.in_size, layer.in_size], generator=g)
+        b = torch.randn([ch], generator=g) * 0.1
 
         def run(impl, layer=layer, x=x, b=b):
             return flrelu_op.filtered_lrelu(x, layer.fu, layer.fd, b, layer.up, layer.down,
@@ -118,16 +122,18 @@ def filtered_lrelu_cases(quick):
 
 def upfirdn2d_cases(quick):
     layers = sg3_layers()
+    cap = QUICK_MAX_CHANNELS if quick else None
     for layer in [layers[i] for i in ((0, 5, 13) if quick else (0, 4, 5, 8, 12, 13))]:
-        x = torch.randn([1, layer.channels, layer.in_size, layer.in_size])
+        ch = min(layer.channels, cap or layer.channels)
+        x = torch.randn([1, ch, layer.in_size, layer.in_size])
         yield from _case(f'sg3t256.{layer.name}.up', x, layer.fu, layer.up, 1, layer.padding, layer.up ** 2)
         mid = (layer.in_size * layer.up + layer.padding[0] + layer.padding[1] - layer.fu.numel() + 1)
-        x = torch.randn([1, layer.channels, mid, mid])
+        x = torch.randn([1, ch, mid, mid])
         yield from _case(f'sg3t256.{layer.name}.down', x, layer.fd, 1, layer.down, 0, 1)
     f = upfirdn2d_op.setup_filter([1, 3, 3, 1])                           # 4x4 binomial
     resolutions = (32, 128, 256) if quick else (16, 32, 64, 128, 256)
     for res in resolutions:
-        ch = min(32768 // res, 512)
+        ch = min(32768 // res, 512, cap or 512)
         # G: the transposed 3x3 conv with stride 2 gives res+1 samples; the filter keeps res.
         yield from _case(f'sg2g256.b{res}.conv0_filter', torch.randn([1, ch, res + 1, res + 1]), f, 1, 1, 1, 4)
         yield from _case(f'sg2g256.b{res}.torgb_up', torch.randn([1, 3, res // 2, res // 2]), f, 2, 1, [2, 1, 2, 1], 4)
@@ -144,7 +150,7 @@ def _case(name, x, f, up, down, padding, gain):
 
 def bias_act_cases(quick):
     for res in ((64, 256) if quick else (16, 64, 128, 256)):
-        ch = min(32768 // res, 512)
+        ch = min(32768 // res, 512, QUICK_MAX_CHANNELS if quick else 512)
         x, b = torch.randn([1, ch, res, res]), torch.randn([ch])
         yield ('bias_act', f'sg2g256.b{res}.lrelu_clamp', list(x.shape),
                lambda impl, x=x, b=b: bias_act_op.bias_act(x, b, act='lrelu', clamp=256, impl=impl))
