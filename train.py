@@ -43,7 +43,12 @@ def parse_metrics(text: str, device: torch.device) -> list[str]:
         return ['fid50k_full'] if device.type == 'cuda' else []
     if text in ('', 'none'):
         return []
-    return [name.strip() for name in text.split(',') if name.strip()]
+    names = [name.strip() for name in text.split(',') if name.strip()]
+    import metrics
+    for name in names:
+        if not metrics.is_valid_metric(name):
+            raise click.ClickException(f'unknown metric {name!r}; choose from {", ".join(metrics.list_metrics())}.')
+    return names
 
 
 def next_run_dir(outdir, desc: str) -> pathlib.Path:

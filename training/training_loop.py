@@ -535,23 +535,16 @@ def write_snapshot(run: Run):
 
 
 def evaluate_metrics(run: Run):
+    """Each --metrics entry on G_ema; results appended to metric-<name>.jsonl (rank 0 computes)."""
     if not run.config.metrics:
         return
-    try:
-        import metrics
-        run_metric = metrics.run_metric
-    except (ImportError, AttributeError):
-        distributed.print0('metrics.run_metric is not available; skipping --metrics.')
-        return
+    import metrics
     for name in run.config.metrics:
-        result = run_metric(name, G=run.G_ema, dataset_kwargs=run.config.data.training_set_kwargs(),
-                            num_gpus=run.world, rank=run.rank, device=run.device)
-        if run.rank == 0:
-            record = {'metric': name, 'results': _plain(result), 'snapshot': snapshot_name(run),
-                      'kimg': run.progress.cur_nimg / 1000, 'timestamp': time.time()}
-            with open(run.run_dir / f'metric-{name}.jsonl', 'a') as f:
-                f.write(json.dumps(record) + '\n')
-            distributed.print0(f'{name}: {record["results"]}')
+        results = metrics.run_metric(name, G=run.G_ema, dataset_kwargs=run.config.data.training_set_kwargs(),
+                                     device=run.device, num_gpus=run.world, rank=run.rank, progress=False,
+                                     run_dir=run.run_dir, snapshot=snapshot_name(run))
+        if results is not None:
+            distributed.print0(' '.join(f'{k} {v:.4g}' for k, v in _plain(results).items()))
 
 
 def _plain(value):

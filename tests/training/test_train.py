@@ -127,6 +127,7 @@ def test_bad_inputs_give_one_sentence(tmp_path, data):
 
     assert 'multiple of --gpus' in _error_of(*common[:2], '--batch', 5, '--gpus', 2, '--gamma', 1,
                                               '--cfg', 'stylegan2', '--data', data)
+    assert "unknown metric 'fid1'" in _error_of(*common, '--cfg', 'stylegan2', '--data', data, '--metrics', 'fid1')
     assert '--data is required' in _error_of('--outdir', tmp_path, '--cfg', 'stylegan2', '--batch', 4, '--gamma', 1)
     assert not (tmp_path / 'runs').exists(), 'failed starts must not leave run folders behind'
 

@@ -1,0 +1,120 @@
+"""Training speed and memory per cfg: seconds per kimg and peak RSS, native vs reference ops.
+
+    python benchmarks/train_step.py            # every cfg, full-size and small config (slow)
+    python benchmarks/train_step.py --quick    # stylegan2 + stylegan3-t, small config only
+
+64x64 RGB, batch 8 (one process, one round), --aug ada at p = 0.2 (so augmentation runs), as
+train.py sets things up. Each case runs in its own process (clean peak RSS), once with
+STYLEGAN_OPS_IMPL=ref and once with native; one JSON line per (cfg, config):
+{cfg, config, ref_s_per_kimg, native_s_per_kimg, speedup, peak_rss_gb, ref_peak_rss_gb, ...}.
+
+Seconds per kimg are amortised over the lazy regularisation schedule: a main-only step (t_main),
+a step with the G path-length phase (t_G, every 4th step for StyleGAN2) and a step with every
+phase (t_all, every 16th) are timed after one warm-up step, and
+    s/step = t_main + (t_G - t_main) / 4 + (t_all - t_G) / 16,   s/kimg = s/step * 1000 / batch.
+"""
+
+import argparse
+import json
+import os
+import pathlib
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+RES, BATCH = 64, 8
+CONFIGS = {
+    'full': {},                                                            # train.py defaults
+    'small': dict(cbase=4096, cmax=128, w_dim=256, map_depth=2),           # a CPU-sized model
+}
+
+
+def make_dataset(root: pathlib.Path, num=16):
+    import numpy as np
+    import PIL.Image
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.RandomState(0)
+    for i in range(num):
+        PIL.Image.fromarray((rng.rand(RES, RES, 3) * 255).astype(np.uint8)).save(root / f'{i:03d}.png')
+    return root
+
+
+def run_case(cfg: str, config: str, threads: int) -> dict:
+    """In this process: build the run as train.py does, time the three kinds of step."""
+    import torch
+    from training.config import resolve_config
+    from training import training_loop as tl
+    torch.set_num_threads(threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        data = make_dataset(pathlib.Path(tmp) / 'data')
+        conf = resolve_config(cfg=cfg, data=str(data), batch=BATCH, gamma=1, aug='fixed', p=0.2, workers=0,
+                              **CONFIGS[config])
+        run = tl.setup_run(conf, tmp, torch.device('cpu'))
+        timings = {}
+        for name, batch_idx in [('warmup', 1), ('t_main', 1), ('t_G', 4), ('t_all', 0)]:
+            run.progress.batch_idx = batch_idx
+            start = time.perf_counter()
+            tl.train_step(run)
+            timings[name] = time.perf_counter() - start
+    g_interval = conf.optim.G_reg_interval or 1
+    t_main, t_g, t_all = timings['t_main'], timings['t_G'], timings['t_all']
+    if g_interval == 1:  # StyleGAN3: no separate G regularisation phase
+        t_g = t_main
+    per_step = t_main + (t_g - t_main) / g_interval + (t_all - t_g) / conf.optim.D_reg_interval
+    return {'s_per_kimg': per_step * 1000 / BATCH, 's_per_step': per_step,
+            'steps': {k: round(v, 3) for k, v in timings.items()},
+            'peak_rss_gb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20}
+
+
+def spawn_case(cfg, config, impl, threads, timeout) -> dict:
+    env = dict(os.environ, STYLEGAN_OPS_IMPL=impl, OMP_NUM_THREADS=str(threads))
+    cmd = [sys.executable, __file__, '--case', f'{cfg},{config}', '--threads', str(threads)]
+    try:
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {'error': f'timeout after {timeout} s'}
+    if proc.returncode != 0:
+        reason = 'killed (out of memory?)' if proc.returncode < 0 else proc.stderr.strip().splitlines()[-1:]
+        return {'error': str(reason)}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--quick', action='store_true', help='stylegan2 + stylegan3-t small configs only')
+    parser.add_argument('--cfgs', default='stylegan2,stylegan2-fourier,stylegan3-t,stylegan3-r')
+    parser.add_argument('--configs', default='small,full')
+    parser.add_argument('--threads', type=int, default=2)
+    parser.add_argument('--timeout', type=int, default=3600, help='seconds per case')
+    parser.add_argument('--case', help=argparse.SUPPRESS)   # internal: run one case in this process
+    args = parser.parse_args()
+    if args.case:
+        cfg, config = args.case.split(',')
+        print(json.dumps(run_case(cfg, config, args.threads)))
+        return
+    cfgs, configs = args.cfgs.split(','), args.configs.split(',')
+    if args.quick:
+        cfgs, configs = ['stylegan2', 'stylegan3-t'], ['small']
+    for cfg in cfgs:
+        for config in configs:
+            native = spawn_case(cfg, config, 'native', args.threads, args.timeout)
+            ref = spawn_case(cfg, config, 'ref', args.threads, args.timeout)
+            line = {'cfg': cfg, 'config': config, 'resolution': RES, 'batch': BATCH,
+                    'ref_s_per_kimg': ref.get('s_per_kimg'), 'native_s_per_kimg': native.get('s_per_kimg'),
+                    'speedup': (ref['s_per_kimg'] / native['s_per_kimg'])
+                    if 's_per_kimg' in ref and 's_per_kimg' in native else None,
+                    'peak_rss_gb': native.get('peak_rss_gb'), 'ref_peak_rss_gb': ref.get('peak_rss_gb'),
+                    'native_steps': native.get('steps'), 'ref_steps': ref.get('steps')}
+            for name, result in (('native', native), ('ref', ref)):
+                if 'error' in result:
+                    line[f'{name}_error'] = result['error']
+            print(json.dumps(line), flush=True)
+
+
+if __name__ == '__main__':
+    main()
