@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Exact commands that build the dataset and train the bundled emoji models (docs/bundled-models.md).
+#
+#   models/train_bundled.sh dataset          # build /work/runs/data/emoji-faces64.zip (once)
+#   models/train_bundled.sh start  [NAME..]  # start fresh runs in the background (once)
+#   models/train_bundled.sh resume [NAME..]  # continue each run exactly where its last snapshot left it
+#   models/train_bundled.sh status           # running processes, newest tick line and snapshot per run
+#
+# NAME is emoji-sg3t, emoji-sg3r or emoji-sg2f (default: all three). Runs live outside the
+# repository in $RUNS (default /work/runs), one folder per model: $RUNS/<NAME>/<NNNNN-desc>/.
+# Each run uses one torch thread (OMP_NUM_THREADS=1) so the three share a 2-core machine, and
+# runs at nice 5 so interactive work stays responsive.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+PY=${PY:-$REPO/.venv/bin/python}
+RUNS=${RUNS:-/work/runs}
+DATA=$RUNS/data/emoji-faces64.zip
+FONT=/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf   # Debian fonts-noto-color-emoji
+THREADS=${THREADS:-1}
+ALL=(emoji-sg3t emoji-sg3r emoji-sg2f)
+
+# Options shared by the three runs: 64x64 faces/people emoji + x-flips, batch 16, R1 gamma 1,
+# ADA (p reacts within 100 kimg, our runs are short), mapping depth 2, z/w 128, 1 kimg ticks,
+# a snapshot + exact training state every 2 ticks, no metrics during training (computed later).
+COMMON=(--data "$DATA" --mirror 1 --batch 16 --gamma 1 --aug ada --ada-kimg 100
+        --map-depth 2 --w-dim 128 --metrics none --kimg 5000 --tick 1 --snap 2 --workers 0
+        --seed 0 --desc faces64)
+
+cfg_args() {  # per-model network options, chosen for >= 20 FPS rendering on 2 cores
+  case $1 in
+    # G: 32 channels, 10 layers: ~31-35 ms per 64x64 frame on one thread (~29 FPS; the
+    # visualizer's renderer uses cores - 1 = 1 thread). D: 32 channels.
+    emoji-sg3t) echo --cfg stylegan3-t --cbase 4096 --cmax 32 --sg3-layers 10 ;;
+    # train.py doubles cbase/cmax for G of stylegan3-r (1x1 convs, as the reference), so G gets
+    # 4096/48 (1.5x SG3-T's channels, the most that renders >= 20 FPS) with 8 layers (~32-35 ms
+    # per frame); D gets 2048/24.
+    emoji-sg3r) echo --cfg stylegan3-r --cbase 2048 --cmax 24 --sg3-layers 8 ;;
+    # Same G/D channels as SG3-T; StyleGAN2 has no layer-count option (64x64: 4..64 blocks).
+    emoji-sg2f) echo --cfg stylegan2-fourier --cbase 4096 --cmax 32 ;;
+    *) echo "unknown model name $1 (use ${ALL[*]})" >&2; exit 2 ;;
+  esac
+}
+
+launch() {  # launch NAME LOGNAME ARGS...: background, detached, logged into $RUNS/NAME/
+  local name=$1 log=$2; shift 2
+  mkdir -p "$RUNS/$name"
+  cd "$REPO"
+  OMP_NUM_THREADS=$THREADS nohup nice -n 5 "$PY" train.py --outdir "$RUNS/$name" "$@" \
+    >>"$RUNS/$name/$log" 2>&1 </dev/null &
+  echo "$name: pid $! started $(date -u +%FT%TZ), log $RUNS/$name/$log"
+}
+
+case ${1:-} in
+  dataset)
+    mkdir -p "$RUNS/data"
+    "$PY" "$REPO/dataset_tool.py" --source "$FONT" --subset faces-people --resolution 64x64 --dest "$DATA"
+    ;;
+  start)
+    shift; for name in "${@:-${ALL[@]}}"; do
+      if [ -e "$RUNS/$name" ]; then  # a second run would hide the first from `resume`
+        echo "$name: $RUNS/$name exists already; use 'resume' (or move it away)" >&2; continue
+      fi
+      # shellcheck disable=SC2046
+      launch "$name" nohup.log $(cfg_args "$name") "${COMMON[@]}"
+    done
+    ;;
+  resume)
+    # --resume latest continues the newest run folder in --outdir bit-exactly from its
+    # training-state file (weights, optimisers, ADA p, sampler position, RNG).
+    shift; for name in "${@:-${ALL[@]}}"; do
+      if pgrep -f "train.py --outdir $RUNS/$name " >/dev/null; then
+        echo "$name: already running" >&2; continue
+      fi
+      launch "$name" nohup.log --resume latest
+    done
+    ;;
+  status)
+    ps -eo pid,etime,time,args | grep "[t]rain.py --outdir $RUNS" || echo "no training process running"
+    for name in "${ALL[@]}"; do
+      run=$(ls -d "$RUNS/$name"/0* 2>/dev/null | tail -1) || true
+      [ -n "$run" ] || { echo "$name: not started"; continue; }
+      echo "$name: $run"
+      grep -h '^tick' "$run"/log.txt 2>/dev/null | tail -1 || true
+      ls "$run" | grep -E 'network-snapshot' | tail -1 || true
+    done
+    ;;
+  *) sed -n '2,12p' "$0"; exit 2 ;;
+esac
