@@ -33,6 +33,13 @@ inline int64_t pos_mod(int64_t a, int64_t b) {
   return r < 0 ? r + b : r;
 }
 
+// Rows are processed in whole SIMD vectors: row buffers are padded to a multiple of kRowPad
+// elements so that no pass needs a scalar remainder loop (a large share of the time for rows
+// of a few dozen samples). Padding entries hold scratch values that never reach a real sample.
+constexpr int64_t kRowPad = 8;
+
+inline int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
+
 // Output length of one upfirdn axis (DESIGN.md section 5): (n*up + p0 + p1 - (taps-1) + down-1) // down.
 inline int64_t upfirdn_out_len(int64_t n, int64_t up, int64_t down, int64_t pad0, int64_t pad1,
                                int64_t taps) {
@@ -126,7 +133,7 @@ class RowPlan {
   explicit RowPlan(const Axis& a) : a_(a) {
     if (a.up == 1) {
       mode_ = kDownOnly;
-      phase_len_ = a.n_out + (a.taps - 1) / a.down;
+      phase_len_ = out_capacity() + (a.taps - 1) / a.down;
       prep_len_ = phase_len_ * a.down;
       acc_len_ = 0;
       return;
@@ -142,11 +149,14 @@ class RowPlan {
       hi = std::max(hi, p.src0 + p.count - 1);
     }
     if (hi < lo_) lo_ = hi = 0;
-    prep_len_ = hi - lo_ + 1;
-    acc_len_ = (a.n_out + a.up - 1) / a.up * a.up;  // all phases of apply_up
+    prep_len_ = hi - lo_ + 1 + kRowPad;  // apply_up's padded phases read up to kRowPad further
+    acc_len_ = phase_stride() * a.up;   // all phases of apply_up
   }
 
   int64_t prep_len() const { return prep_len_; }
+  // Outputs are computed in whole vectors: apply() may write up to out_capacity() >= n_out
+  // entries (the extra ones are scratch), so destination rows must be that long.
+  int64_t out_capacity() const { return round_up(a_.n_out, kRowPad); }
   int64_t acc_len() const { return acc_len_; }
   const Axis& axis() const { return a_; }
 
@@ -178,7 +188,8 @@ class RowPlan {
     for (int64_t s = s0; s < s1; ++s) prep[s - lo_] = x[s] + bias;
   }
 
-  // out[0:n_out] (+)= correlation of the prepared row with taps[0:taps].
+  // out[0:n_out] (+)= correlation of the prepared row with taps[0:taps]; out must hold
+  // out_capacity() entries.
   template <typename T>
   void apply(const T* prep, const T* taps, T* out, bool accumulate, PassScratch<T>& sc) const {
     sc.reserve(a_.taps, acc_len_);
@@ -195,21 +206,22 @@ class RowPlan {
   void apply_down(const T* prep, const T* taps, T* out, bool accumulate, PassScratch<T>& sc) const {
     const int64_t d = a_.down;
     for (int64_t i = 0; i < a_.taps; ++i) sc.ptrs[i] = prep + (i % d) * phase_len_ + i / d;
-    multi_axpy(sc.ptrs.data(), taps, a_.taps, out, a_.n_out, accumulate);
+    multi_axpy(sc.ptrs.data(), taps, a_.taps, out, out_capacity(), accumulate);
   }
 
   // Up-sampling without down-sampling: outputs o = up*q + r share one tap phase per r; each
   // phase is a short FIR over the (not zero-stuffed) source, then the phases are interleaved.
   template <typename T>
   void apply_up(const T* prep, const T* taps, T* out, bool accumulate, PassScratch<T>& sc) const {
-    const int64_t u = a_.up, n = a_.n_out, stride = (n + u - 1) / u;
+    const int64_t u = a_.up, n = a_.n_out, stride = phase_stride();
     for (int64_t r = 0; r < std::min(u, n); ++r) {
       const TapPhase p = tap_phase(a_, r);
       for (int64_t t = 0; t < p.count; ++t) {
         sc.ptrs[t] = prep + (p.src0 + t - lo_);
         sc.w[t] = taps[p.phi + u * t];
       }
-      multi_axpy(sc.ptrs.data(), sc.w.data(), p.count, sc.acc.data() + r * stride, (n - r + u - 1) / u, false);
+      const int64_t nq = round_up((n - r + u - 1) / u, kRowPad);  // <= stride
+      multi_axpy(sc.ptrs.data(), sc.w.data(), p.count, sc.acc.data() + r * stride, nq, false);
     }
     if (u == 2) return interleave<2>(sc.acc.data(), stride, out, n, accumulate);
     if (u == 4) return interleave<4>(sc.acc.data(), stride, out, n, accumulate);
@@ -247,6 +259,8 @@ class RowPlan {
       out[o] = acc;
     }
   }
+
+  int64_t phase_stride() const { return round_up((a_.n_out + a_.up - 1) / a_.up, kRowPad); }
 
   Axis a_;
   Mode mode_;

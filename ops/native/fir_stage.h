@@ -17,8 +17,9 @@ class FirStage {
  public:
   FirStage(const RowPlan& rows, const ColPlan& cols, const Filter2d<T>& f)
       : rows_(rows), cols_(cols), f_(f),
-        ring_(cols.span, f.separable() ? rows.axis().n_out : rows.prep_len()),
-        prep_(rows.prep_len()), col_ptrs_(cols.a.taps), col_w_(cols.a.taps) {}
+        ring_(cols.span, f.separable() ? rows.out_capacity() : rows.prep_len()),
+        prep_(rows.prep_len()), out_(rows.out_capacity()), col_ptrs_(cols.a.taps),
+        col_w_(cols.a.taps) {}
 
   void reset() { ring_.reset(); }
   int64_t width() const { return rows_.axis().n_out; }
@@ -36,13 +37,15 @@ class FirStage {
       col_ptrs_[e] = slot;
       col_w_[e] = f_.separable() ? f_.y[cols_.tap[e0 + e]] : T(0);
     }
+    // Computed in the padded row out_, then copied: `out` holds only n entries.
     if (f_.separable()) {
-      multi_axpy(col_ptrs_.data(), col_w_.data(), count, out, n, false);
-      return;
+      multi_axpy(col_ptrs_.data(), col_w_.data(), count, out_.data(), rows_.out_capacity(), false);
+    } else {
+      std::fill(out_.begin(), out_.end(), T(0));
+      for (int64_t e = 0; e < count; ++e)
+        rows_.apply(col_ptrs_[e], f_.x + cols_.tap[e0 + e] * f_.kx, out_.data(), true, scratch_);
     }
-    std::fill(out, out + n, T(0));
-    for (int64_t e = 0; e < count; ++e)
-      rows_.apply(col_ptrs_[e], f_.x + cols_.tap[e0 + e] * f_.kx, out, true, scratch_);
+    std::copy(out_.begin(), out_.begin() + n, out);
   }
 
  private:
@@ -59,7 +62,7 @@ class FirStage {
   const ColPlan& cols_;
   Filter2d<T> f_;
   RowRing<T> ring_;
-  std::vector<T> prep_;
+  std::vector<T> prep_, out_;
   std::vector<const T*> col_ptrs_;
   std::vector<T> col_w_;
   PassScratch<T> scratch_;

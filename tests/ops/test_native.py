@@ -114,6 +114,7 @@ def test_upfirdn2d_random_sweep():
     rng = random.Random(1)
     gen = torch.Generator().manual_seed(1)
     kinds = [None, '12', '24', 'asym5', 'asym8', 'binom44', 'rand2d35']
+    ran = 0
     for trial in range(40):
         kind = rng.choice(kinds)
         f = make_filter(kind, gen)
@@ -131,6 +132,8 @@ def test_upfirdn2d_random_sweep():
         fn = lambda impl: (lambda x: upfirdn2d.upfirdn2d(x, f, up=up, down=down, padding=pad,
                                                           flip_filter=flip, gain=gain, impl=impl))
         compare(fn, [x], gen, dtype, f'trial {trial}: {kind} up {up} down {down} pad {pad} x {list(x.shape)}')
+        ran += 1
+    assert ran >= 25, f'only {ran} valid random configurations'
 
 
 def test_upfirdn2d_second_order_matches_ref():
@@ -190,6 +193,7 @@ def test_filtered_lrelu_torgb_like():
 def test_filtered_lrelu_random_sweep():
     rng = random.Random(2)
     gen = torch.Generator().manual_seed(2)
+    ran = 0
     for trial in range(25):
         fu_kind, fd_kind = rng.choice([None, '12', 'asym6', 'rand2d35']), rng.choice([None, '12', 'asym5'])
         fu, fd = make_filter(fu_kind, gen), make_filter(fd_kind, gen)
@@ -208,6 +212,8 @@ def test_filtered_lrelu_random_sweep():
                   clamp=rng.choice([None, 1.0]), flip_filter=rng.random() < 0.5)
         fn = lambda impl: (lambda x, b: filtered_lrelu.filtered_lrelu(x, fu, fd, b, impl=impl, **kw))
         compare(fn, [x, b], gen, dtype, f'trial {trial}: {fu_kind}/{fd_kind} {kw} x {list(x.shape)}')
+        ran += 1
+    assert ran >= 15, f'only {ran} valid random configurations'
 
 
 def test_filtered_lrelu_no_grad_needs_no_mask():
