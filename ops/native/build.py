@@ -49,8 +49,9 @@ def cache_root() -> pathlib.Path:
 
 def compile_flags() -> list[str]:
     # -O3 turns on loop vectorisation; the kernels are written as contiguous multiply-add
-    # loops for it. -march=native lets it use the widest vector unit of this CPU.
-    flags = ['-O3', '-fopenmp']
+    # loops for it. -march=native lets it use the widest vector unit of this CPU. The kernels'
+    # threads are std::threads (parallel.h), hence -pthread and no OpenMP.
+    flags = ['-O3', '-pthread']
     if os.environ.get(PORTABLE_ENV, '') in ('', '0'):
         flags.append('-march=native')
     return flags
@@ -149,7 +150,7 @@ def _build(root: pathlib.Path, entry: pathlib.Path, name: str, key: str, flags: 
         with _ninja_on_path():
             cpp_extension.load(
                 name=name, sources=[str(SOURCE_DIR / s) for s in _SOURCES],
-                extra_cflags=flags, extra_ldflags=['-fopenmp'], build_directory=str(tmp),
+                extra_cflags=flags, extra_ldflags=['-pthread'], build_directory=str(tmp),
                 verbose=False, is_python_module=False)
         for item in tmp.iterdir():  # keep only the library: objects and ninja files are bulk
             if item.name != f'{name}.so':

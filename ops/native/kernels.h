@@ -5,7 +5,7 @@
 
 #include "fir.h"
 
-// Below, `threads` is the OpenMP thread count (the caller passes torch.get_num_threads()).
+// Below, `threads` is the number of threads to use (the caller passes torch.get_num_threads()).
 
 namespace sgnative {
 

@@ -1,52 +1,85 @@
-// A minimal OpenMP parallel loop. The thread count comes from Python (torch.get_num_threads()),
-// so torch.set_num_threads() governs the native ops exactly as it governs torch's own kernels.
+// A small parallel loop over image planes. The thread count comes from Python
+// (torch.get_num_threads()), so torch.set_num_threads() governs the native ops as it governs
+// torch's own kernels.
+//
+// Why not an OpenMP parallel region: it ends with a barrier that waits for every thread, and on
+// a shared, oversubscribed machine a helper thread the OS has not scheduled yet stalls each
+// call for a scheduler time slice (we measured 10-16 ms per call on a 2-core machine with other
+// jobs running). Here helpers are plain threads that claim chunks from a shared counter; the
+// caller works too and waits only for chunks a helper has actually claimed. A helper that
+// starts late finds no work left and exits without touching the caller's data.
 #pragma once
 
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <exception>
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
 
 namespace sgnative {
 
-// Below this many multiply-adds a job runs on one thread: waking a second OpenMP thread costs
-// more than it saves, and on an oversubscribed machine a descheduled helper thread can stall
-// the whole call for a scheduler time slice (milliseconds).
+// Below this many multiply-adds a job runs on the calling thread alone: starting a helper
+// costs more than it saves.
 constexpr int64_t kMinParallelWork = int64_t(1) << 20;
 
 inline int threads_for(int64_t work, int threads) { return work < kMinParallelWork ? 1 : threads; }
 
-// Calls f(begin, end) on contiguous chunks covering [0, n). Threads take chunks from a shared
-// counter (about 8 per thread) instead of one fixed share each, so that when the OS deschedules
-// one thread (the machine is shared) the others finish its work instead of waiting for it.
+namespace detail {
+
+// Shared by the caller and its helpers; helpers keep it alive after the caller returned.
+struct ChunkQueue {
+  int64_t n = 0, chunk = 1, chunks = 0;
+  std::atomic<int64_t> next{0}, done{0};
+  const std::function<void(int64_t, int64_t)>* body = nullptr;  // valid while done < chunks
+  std::mutex error_mutex;
+  std::exception_ptr error;
+
+  // Claims and runs chunks until none is left. Touches `body` only for a claimed chunk, i.e.
+  // while the caller is still waiting for it.
+  void work() {
+    for (int64_t c; (c = next.fetch_add(1)) < chunks;) {
+      try {
+        const int64_t begin = c * chunk;
+        (*body)(begin, std::min(n, begin + chunk));
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(error_mutex);
+        if (!error) error = std::current_exception();
+      }
+      done.fetch_add(1, std::memory_order_release);
+    }
+  }
+};
+
+}  // namespace detail
+
+// Calls f(begin, end) on contiguous chunks covering [0, n), on up to `threads` threads.
 template <class F>
 void parallel_for(int64_t n, int threads, const F& f) {
   if (n <= 0) return;
-#ifdef _OPENMP
-  const int nt = static_cast<int>(std::min<int64_t>(std::max(threads, 1), n));
-  if (nt > 1) {
-    const int64_t chunk = std::max<int64_t>(1, n / (int64_t(nt) * 8));
-    std::atomic<int64_t> next{0};
-    std::exception_ptr error;
-    std::atomic_flag failed = ATOMIC_FLAG_INIT;
-#pragma omp parallel num_threads(nt)
-    {
-      try {
-        for (int64_t begin; (begin = next.fetch_add(chunk)) < n;) f(begin, std::min(n, begin + chunk));
-      } catch (...) {  // exceptions must not leave an OpenMP region
-        if (!failed.test_and_set()) error = std::current_exception();
-        next.store(n);
-      }
-    }
-    if (error) std::rethrow_exception(error);
+  const int64_t nt = std::min<int64_t>(std::max(threads, 1), n);
+  if (nt <= 1) {
+    f(0, n);
     return;
   }
-#endif
-  f(0, n);
+  const std::function<void(int64_t, int64_t)> body = [&f](int64_t b, int64_t e) { f(b, e); };
+  auto queue = std::make_shared<detail::ChunkQueue>();
+  queue->n = n;
+  queue->chunk = std::max<int64_t>(1, n / (nt * 8));
+  queue->chunks = (n + queue->chunk - 1) / queue->chunk;
+  queue->body = &body;
+  for (int64_t t = 1; t < nt; ++t) {
+    try {
+      std::thread([queue] { queue->work(); }).detach();
+    } catch (...) {  // no more threads: the caller does the work
+      break;
+    }
+  }
+  queue->work();
+  while (queue->done.load(std::memory_order_acquire) < queue->chunks) std::this_thread::yield();
+  if (queue->error) std::rethrow_exception(queue->error);
 }
 
 }  // namespace sgnative

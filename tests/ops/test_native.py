@@ -286,17 +286,21 @@ def test_native_gradcheck_and_gradgradcheck():
 def test_threads_noncontiguous_and_half():
     gen = torch.Generator().manual_seed(4)
     f = kaiser_like(12, gen)
-    x = torch.randn([2, 5, 12, 10], generator=gen).permute(0, 1, 3, 2)  # non-contiguous
+    x = torch.randn([4, 9, 66, 64], generator=gen).permute(0, 1, 3, 2)  # non-contiguous
+    # Large enough (> 1M multiply-adds) for the kernels to use several threads.
     ref = upfirdn2d.upfirdn2d(x, f, up=2, padding=[6, 5, 6, 5], gain=4, impl='ref')
+    b = torch.randn([9], generator=gen)
     before = torch.get_num_threads()
     try:
         outs = []
-        for threads in (1, 2):
+        for threads in (1, 2, 3):
             torch.set_num_threads(threads)
             outs.append(upfirdn2d.upfirdn2d(x, f, up=2, padding=[6, 5, 6, 5], gain=4, impl='native'))
+            outs.append(filtered_lrelu.filtered_lrelu(x, f, f, b, up=2, down=2, padding=[9, 8, 9, 8], impl='native'))
     finally:
         torch.set_num_threads(before)
-    assert torch.equal(outs[0], outs[1])  # planes are independent: thread count changes nothing
+    for i in range(2, 6):  # planes are independent: the thread count changes nothing
+        assert torch.equal(outs[i], outs[i % 2]), i
     assert_close(outs[0], ref, 'non-contiguous')
     xb = x.to(torch.bfloat16)
     yb = upfirdn2d.upfirdn2d(xb, f, up=2, padding=[6, 5, 6, 5], gain=4, impl='native')
