@@ -298,11 +298,10 @@ class _BiasActSpec:
 def _bias_act_raw(x, b, g, spec: _BiasActSpec, order: int):
     """order 0: the activation; 1 / 2: g times its first / second derivative (0 where clamped)."""
     x = x.contiguous()
-    shape = x.shape
-    dim = spec.dim if x.ndim > 0 else 0
-    channels = shape[dim] if x.ndim > 0 else 1
-    outer = math.prod(shape[:dim])
-    inner = math.prod(shape[dim + 1:])
+    if b is None:  # no bias: `dim` is irrelevant (and may even exceed x.ndim)
+        outer, channels, inner = 1, 1, x.numel()
+    else:
+        outer, channels, inner = math.prod(x.shape[:spec.dim]), x.shape[spec.dim], math.prod(x.shape[spec.dim + 1:])
     y = torch.empty_like(x)
     if x.numel() == 0:
         return y

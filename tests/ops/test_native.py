@@ -256,6 +256,9 @@ def test_bias_act_dims_and_no_bias(dim):
     compare(fn, [x, b], gen, torch.float64, f'dim {dim}')
     fn = lambda impl: (lambda x: bias_act.bias_act(x, act='lrelu', alpha=0.3, clamp=0.5, impl=impl))
     compare(fn, [x], gen, torch.float64, 'no bias')
+    x1 = torch.randn([7], generator=gen, dtype=torch.float64)  # no bias: dim may exceed x.ndim
+    fn = lambda impl: (lambda x: bias_act.bias_act(x, dim=dim + 1, act='elu', impl=impl))
+    compare(fn, [x1], gen, torch.float64, 'no bias, 1-D')
 
 
 # ----------------------------------------------------------------------------------------------
