@@ -9,17 +9,14 @@ import math
 import numpy as np
 import torch
 
+from torch_utils import gen_utils
+
 SEED_ROW = 1 << 16      # the seed plane: integer point (i, j) is seed (i + j * SEED_ROW) mod 2**32
 SEED_MOD = 1 << 32      # np.random.RandomState accepts seeds in [0, 2**32)
 
 
 # ----------------------------------------------------------------------------------------------
 # Latents.
-
-def seed_to_z(seed: int, z_dim: int) -> np.ndarray:
-    """z for one seed, drawn the way gen_images.py draws it (float64 normal, RandomState)."""
-    return np.random.RandomState(int(seed) % SEED_MOD).randn(z_dim)
-
 
 def latent_corners(seed: int, offset_x: float, offset_y: float) -> list[tuple[int, float]]:
     """The four integer points around (seed + offset_x, offset_y) as (seed, bilinear weight).
@@ -58,10 +55,8 @@ def apply_style_mix(ws: torch.Tensor, ws_mix: torch.Tensor, layers) -> torch.Ten
 
 def forward_transform(translate, rotate_turns: float) -> np.ndarray:
     """3x3 matrix M that moves image content from x to M x (coordinates in image widths, origin at
-    the image centre, y pointing down). Same convention as gen_images.py --translate/--rotate."""
-    angle = 2.0 * math.pi * rotate_turns
-    c, s = math.cos(angle), math.sin(angle)
-    return np.array([[c, s, translate[0]], [-s, c, translate[1]], [0.0, 0.0, 1.0]])
+    the image centre, y pointing down): gen_images.py's --translate/--rotate, with rotate in turns."""
+    return gen_utils.make_transform(translate, 360.0 * rotate_turns)
 
 
 def input_transform(translate, rotate_turns: float) -> np.ndarray:

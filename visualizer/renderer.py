@@ -9,9 +9,9 @@ import time
 import traceback
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
+from torch_utils import gen_utils
 from torch_utils.misc import resolve_device
 from visualizer import render_ops
 from visualizer.render_args import NOISE_MODES, LayerInfo, RenderArgs, RenderResult
@@ -129,8 +129,7 @@ class Renderer:
         """Blended, truncated and style-mixed w: [1, num_ws, w_dim]."""
         corners = render_ops.latent_corners(args.seed, args.latent_x, args.latent_y)
         seeds = [seed for seed, _ in corners] + [args.stylemix_seed]
-        z = torch.from_numpy(np.stack([render_ops.seed_to_z(s, G.z_dim) for s in seeds]))
-        z = z.to(device=device, dtype=torch.float32)                     # [5, z_dim]
+        z = gen_utils.seeds_to_z([s % render_ops.SEED_MOD for s in seeds], G.z_dim, device)   # [5, z_dim]
         c = torch.zeros([len(seeds), G.c_dim], device=device)
         if G.c_dim > 0:
             c[:, (args.class_idx or 0) % G.c_dim] = 1

@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 import torch
 
+from torch_utils import gen_utils
+
 from tests.visualizer.stub_net import load_stub
 from visualizer import render_ops
 from visualizer.renderer import RenderArgs, Renderer
@@ -21,7 +23,7 @@ def _hand_image(G, ws):
 
 
 def _ws_of(G, seeds, psi=1.0):
-    z = torch.from_numpy(np.stack([render_ops.seed_to_z(s, G.z_dim) for s in seeds])).float()
+    z = gen_utils.seeds_to_z(seeds, G.z_dim)
     return G.mapping(z, None, truncation_psi=psi)
 
 
@@ -161,7 +163,7 @@ def test_every_architecture_renders_and_captures_every_layer(cfg):
     args = RenderArgs(network=cfg, seed=1)
     res = renderer.render(args)
     assert res.error is None, res.error_detail
-    z = torch.from_numpy(render_ops.seed_to_z(1, G.z_dim)).float()[None]
+    z = gen_utils.seeds_to_z([1], G.z_dim)
     np.testing.assert_array_equal(res.image, render_ops.image_to_uint8(G.synthesis(G.mapping(z, None))[0]))
     assert res.has_input_transform == (cfg != 'stylegan2')
     assert len(res.layers) >= 3
@@ -207,7 +209,7 @@ def test_conditional_network_class_selection():
     args = RenderArgs(network='cond', seed=1)
     res = renderer.render(args.replace(class_idx=2))
     assert res.error is None and res.c_dim == 3
-    z = torch.from_numpy(render_ops.seed_to_z(1, G.z_dim)).float()[None]
+    z = gen_utils.seeds_to_z([1], G.z_dim)
     expected = render_ops.image_to_uint8(G.synthesis(G.mapping(z, torch.eye(3)[2:3]))[0])
     np.testing.assert_array_equal(res.image, expected)
     assert not np.array_equal(res.image, renderer.render(args.replace(class_idx=0)).image)
