@@ -46,13 +46,12 @@ def _write_dataset(folder, freq, count=6, size=16):
 
 
 def test_cli_stats_calc_heatmap_slices(tmp_path):
-    pytest.importorskip('training.dataset')
     data = tmp_path / 'data'
     _write_dataset(data, freq=4 / 16)
     runner = CliRunner()
     res = runner.invoke(avg_spectra.cli, ['stats', '--source', str(data)])
     assert res.exit_code == 0, res.output
-    stats = json.loads(res.output.strip().splitlines()[-1])
+    stats = json.loads(res.stdout.strip().splitlines()[-1])
     assert abs(stats['mean']) < 0.05 and 0.4 < stats['std'] < 0.7
 
     npz = tmp_path / 'real.npz'
