@@ -166,7 +166,7 @@ def resumed_run(opts: dict, explicit: set, device) -> tuple[TrainingConfig, path
             _override(config, name, opts[name])
     if 'metrics' in explicit:
         config.metrics = parse_metrics(opts['metrics'], device)
-    if 'gpus' in explicit and opts['gpus'] != config.num_gpus:
+    if ('gpus' in explicit or distributed.env_world_size() > 1) and opts['gpus'] != config.num_gpus:
         raise click.ClickException(f'this run was trained with --gpus {config.num_gpus}; resume it with the '
                                    f'same number of processes (the global batch stays the same).')
     return config, run_dir

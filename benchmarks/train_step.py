@@ -91,6 +91,7 @@ def main():
     parser.add_argument('--configs', default='small,full')
     parser.add_argument('--threads', type=int, default=2)
     parser.add_argument('--timeout', type=int, default=3600, help='seconds per case')
+    parser.add_argument('--impls', default='native,ref', help='which ops backends to run (for very slow cases)')
     parser.add_argument('--case', help=argparse.SUPPRESS)   # internal: run one case in this process
     args = parser.parse_args()
     if args.case:
@@ -102,8 +103,10 @@ def main():
         cfgs, configs = ['stylegan2', 'stylegan3-t'], ['small']
     for cfg in cfgs:
         for config in configs:
-            native = spawn_case(cfg, config, 'native', args.threads, args.timeout)
-            ref = spawn_case(cfg, config, 'ref', args.threads, args.timeout)
+            skipped = {'error': 'not run (--impls)'}
+            impls = args.impls.split(',')
+            native = spawn_case(cfg, config, 'native', args.threads, args.timeout) if 'native' in impls else skipped
+            ref = spawn_case(cfg, config, 'ref', args.threads, args.timeout) if 'ref' in impls else skipped
             line = {'cfg': cfg, 'config': config, 'resolution': RES, 'batch': BATCH,
                     'ref_s_per_kimg': ref.get('s_per_kimg'), 'native_s_per_kimg': native.get('s_per_kimg'),
                     'speedup': (ref['s_per_kimg'] / native['s_per_kimg'])
