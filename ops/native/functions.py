@@ -163,9 +163,35 @@ def _correlation_taps(f, flip_filter: bool, gain: float, dtype) -> _Taps:
         raise ValueError(f'filter must be a non-empty 1-D or 2-D tensor, got shape {list(f.shape)}.')
     if not flip_filter:  # flip_filter=False is a true convolution; the kernels correlate
         f = f.flip(list(range(f.ndim)))
+    if f.ndim == 2:
+        factors = _exact_rank1_factors(f)
+        if factors is not None:
+            f = factors
+    if isinstance(f, tuple):
+        col, row = f
+        return _Taps(row * gain, col)
     if f.ndim == 1:
         return _Taps(f * gain, f)  # separable: the whole gain on the horizontal pass
     return _Taps(f * gain, None)
+
+
+def _exact_rank1_factors(f, rel_tol=1e-12):
+    """(column, row) with f == outer(column, row) to float64 precision, or None.
+
+    StyleGAN2's 2-D resampling filters (setup_filter([1, 3, 3, 1])) are outer products of a 1-D
+    filter; run separably they need 2k instead of k*k multiply-adds per sample. Only an exact
+    factorisation is used, so the result still matches the 2-D definition to rounding.
+    """
+    if min(f.shape) < 2:
+        return None
+    g = f.double()
+    i, j = divmod(int(g.abs().argmax()), g.shape[1])
+    if g[i, j] == 0:
+        return None
+    col, row = g[:, j], g[i, :] / g[i, j]
+    if (torch.outer(col, row) - g).abs().max() > rel_tol * g.abs().max():
+        return None
+    return col.to(f.dtype), row.to(f.dtype)
 
 
 def _out_len(n, up, down, p0, p1, taps):
