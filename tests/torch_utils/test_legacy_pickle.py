@@ -37,9 +37,10 @@ def snapshot_file(tmp_path_factory):
     cache = {}
 
     def get(name):
-        if name not in cache:
-            cache[name] = root / f'{name}.pkl'
-            cache[name].write_bytes(pw.reference_snapshot(*_reference(name)))
+        if name not in cache:   # fill the cache only after success, so a skip is repeated, not cached
+            path = root / f'{name}.pkl'
+            path.write_bytes(pw.reference_snapshot(*_reference(name)))
+            cache[name] = path
         return cache[name]
     return get
 
