@@ -11,7 +11,8 @@ place only after it succeeded, under an exclusive file lock per key, so that
 
 Environment:
   STYLEGAN_OPS_NO_NATIVE=1   never build or load (forces the reference fallback; used by tests)
-  STYLEGAN_OPS_PORTABLE=1    compile without -march=native (e.g. for a cache shared by machines)
+  STYLEGAN_OPS_PORTABLE=1    compile without -march=native (e.g. for a cache shared by machines;
+                             also tried automatically when the -march=native build fails)
   STYLEGAN_CACHE_DIR         cache root
   CXX                        compiler (as for torch.utils.cpp_extension)
 """
@@ -47,14 +48,13 @@ def cache_root() -> pathlib.Path:
     return pathlib.Path(root).expanduser()
 
 
-def compile_flags() -> list[str]:
+def compile_flags(portable: bool | None = None) -> list[str]:
     # -O3 turns on loop vectorisation; the kernels are written as contiguous multiply-add
     # loops for it. -march=native lets it use the widest vector unit of this CPU. The kernels'
     # threads are std::threads (parallel.h), hence -pthread and no OpenMP.
-    flags = ['-O3', '-pthread']
-    if os.environ.get(PORTABLE_ENV, '') in ('', '0'):
-        flags.append('-march=native')
-    return flags
+    if portable is None:
+        portable = os.environ.get(PORTABLE_ENV, '') not in ('', '0')
+    return ['-O3', '-pthread'] + ([] if portable else ['-march=native'])
 
 
 def _cpu_identity() -> str:
@@ -83,28 +83,41 @@ def cache_key(flags: list[str]) -> str:
 
 
 def load() -> ctypes.CDLL:
-    """Return the compiled library (ctypes), building it on first use. Raises NativeBuildError."""
+    """Return the compiled library (ctypes), building it on first use. Raises NativeBuildError.
+
+    If the build with -march=native fails (some compilers do not know the flag), a portable
+    build is tried before giving up.
+    """
     if os.environ.get(NO_NATIVE_ENV, '') not in ('', '0'):
         raise NativeBuildError(f'native build disabled by ${NO_NATIVE_ENV}')
     flags = compile_flags()
+    try:
+        return _load_with(flags)
+    except NativeBuildError:
+        if '-march=native' not in flags:
+            raise
+    return _load_with(compile_flags(portable=True))
+
+
+def _load_with(flags: list[str]) -> ctypes.CDLL:
     key = cache_key(flags)
     name = f'stylegan_native_ops_{key}'  # unique per key: two builds may coexist in a process
     root = cache_root()
     entry = root / f'ops-native-{key}'
-    module = _try_import(entry, name, key)
-    if module is not None:
-        return module
+    lib = _try_import(entry, name, key)
+    if lib is not None:
+        return lib
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise NativeBuildError(f'cannot create the cache directory {root}: {exc}') from exc
     with _file_lock(root / f'ops-native-{key}.lock'):
-        module = _try_import(entry, name, key)  # another process may have built it meanwhile
-        if module is None:
+        lib = _try_import(entry, name, key)  # another process may have built it meanwhile
+        if lib is None:
             _discard(entry)  # missing, partial or corrupted: start over
             _remove_stale_temps(root, key)
-            module = _build(root, entry, name, key, flags)
-    return module
+            lib = _build(root, entry, name, key, flags)
+    return lib
 
 
 def _try_import(entry: pathlib.Path, name: str, key: str):

@@ -397,3 +397,19 @@ def test_only_exactly_separable_2d_filters_run_separably():
     nearly = binom.double().clone()
     nearly[0, 0] += 1e-9
     assert functions._exact_rank1_factors(nearly) is None
+
+
+def test_failed_march_native_build_retries_portable(monkeypatch):
+    attempts = []
+
+    def fake_load_with(flags):
+        attempts.append(flags)
+        if '-march=native' in flags:
+            raise build.NativeBuildError('unknown flag -march=native')
+        return 'portable library'
+
+    monkeypatch.delenv(build.PORTABLE_ENV, raising=False)
+    monkeypatch.delenv(build.NO_NATIVE_ENV, raising=False)
+    monkeypatch.setattr(build, '_load_with', fake_load_with)
+    assert build.load() == 'portable library'
+    assert ['-march=native' in f for f in attempts] == [True, False]
