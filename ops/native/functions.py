@@ -21,6 +21,7 @@ Filters and padding are constants: no gradient flows to them.
 
 import math
 
+import numpy as np
 import torch
 
 from ops import backend
@@ -156,23 +157,23 @@ class _Taps:
 
 
 def _correlation_taps(f, flip_filter: bool, gain: float, dtype) -> _Taps:
-    f = torch.ones([1], dtype=dtype) if f is None else f.detach().to(device='cpu', dtype=dtype)
-    if f.ndim == 0:
-        f = f.reshape(1)
-    if f.ndim not in (1, 2) or f.numel() == 0:
-        raise ValueError(f'filter must be a non-empty 1-D or 2-D tensor, got shape {list(f.shape)}.')
+    """Kernel taps of filter f. Prepared with numpy: filters are tiny, and a dozen torch calls
+    on them would cost more than filtering a small feature map."""
+    a = np.ones(1) if f is None else f.detach().cpu().numpy().astype(np.float64)
+    if a.ndim == 0:
+        a = a.reshape(1)
+    if a.ndim not in (1, 2) or a.size == 0:
+        raise ValueError(f'filter must be a non-empty 1-D or 2-D tensor, got shape {list(a.shape)}.')
     if not flip_filter:  # flip_filter=False is a true convolution; the kernels correlate
-        f = f.flip(list(range(f.ndim)))
-    if f.ndim == 2:
-        factors = _exact_rank1_factors(f)
-        if factors is not None:
-            f = factors
-    if isinstance(f, tuple):
-        col, row = f
-        return _Taps(row * gain, col)
-    if f.ndim == 1:
-        return _Taps(f * gain, f)  # separable: the whole gain on the horizontal pass
-    return _Taps(f * gain, None)
+        a = a[::-1, ::-1] if a.ndim == 2 else a[::-1]
+    as_tensor = lambda v: torch.from_numpy(v.copy()).to(dtype)  # copy: no negative strides
+    if a.ndim == 2:
+        factors = _exact_rank1_factors(a)
+        if factors is None:
+            return _Taps(as_tensor(a * gain), None)
+        col, a = factors
+        return _Taps(as_tensor(a * gain), as_tensor(col))
+    return _Taps(as_tensor(a * gain), as_tensor(a))  # separable: the whole gain on the x pass
 
 
 def _exact_rank1_factors(f, rel_tol=1e-12):
@@ -182,16 +183,16 @@ def _exact_rank1_factors(f, rel_tol=1e-12):
     filter; run separably they need 2k instead of k*k multiply-adds per sample. Only an exact
     factorisation is used, so the result still matches the 2-D definition to rounding.
     """
-    if min(f.shape) < 2:
+    g = np.asarray(f, dtype=np.float64)
+    if min(g.shape) < 2:
         return None
-    g = f.double()
-    i, j = divmod(int(g.abs().argmax()), g.shape[1])
+    i, j = np.unravel_index(np.abs(g).argmax(), g.shape)
     if g[i, j] == 0:
         return None
     col, row = g[:, j], g[i, :] / g[i, j]
-    if (torch.outer(col, row) - g).abs().max() > rel_tol * g.abs().max():
+    if np.abs(np.outer(col, row) - g).max() > rel_tol * np.abs(g).max():
         return None
-    return col.to(f.dtype), row.to(f.dtype)
+    return col, row
 
 
 def _out_len(n, up, down, p0, p1, taps):
