@@ -4,6 +4,7 @@
 #   models/train_bundled.sh dataset          # build /work/runs/data/emoji-faces64.zip (once)
 #   models/train_bundled.sh start  [NAME..]  # start fresh runs in the background (once)
 #   models/train_bundled.sh resume [NAME..]  # continue each run exactly where its last snapshot left it
+#   models/train_bundled.sh stop   NAME..    # stop runs right after their next training-state write
 #   models/train_bundled.sh status           # running processes, newest tick line and snapshot per run
 #
 # NAME is emoji-sg3t, emoji-sg3r or emoji-sg2f (default: all three). Runs live outside the
@@ -75,6 +76,19 @@ case ${1:-} in
       launch "$name" nohup.log --resume latest
     done
     ;;
+  stop)
+    # Stop a run right after it writes its next training state, so nothing is lost (used to
+    # give the slower StyleGAN3 runs the cores while emoji-sg2f is ahead in kimg).
+    shift; for name in "$@"; do
+      pid=$(pgrep -f "train.py --outdir $RUNS/$name " | head -1) || true
+      [ -n "$pid" ] || { echo "$name: not running" >&2; continue; }
+      state=$(ls -d "$RUNS/$name"/0* | tail -1)/training-state.pt
+      before=$(stat -c %Y "$state" 2>/dev/null || echo 0)
+      echo "$name: waiting for pid $pid to write its next training state..."
+      while [ "$(stat -c %Y "$state" 2>/dev/null || echo 0)" = "$before" ]; do sleep 5; done
+      sleep 5; kill "$pid" && echo "$name: stopped pid $pid at $(date -u +%FT%TZ)"
+    done
+    ;;
   status)
     ps -eo pid,etime,time,args | grep "[t]rain.py --outdir $RUNS" || echo "no training process running"
     for name in "${ALL[@]}"; do
@@ -85,5 +99,5 @@ case ${1:-} in
       ls "$run" | grep -E 'network-snapshot' | tail -1 || true
     done
     ;;
-  *) sed -n '2,12p' "$0"; exit 2 ;;
+  *) sed -n '2,13p' "$0"; exit 2 ;;
 esac
