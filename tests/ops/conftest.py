@@ -1,13 +1,8 @@
-"""Op tests use tiny tensors: one intra-op thread is faster than two and does not suffer when
-the shared machine is oversubscribed. Restored after each test."""
+"""Every op test runs single-threaded (see tests/conftest.py: single_thread)."""
 
 import pytest
-import torch
 
 
 @pytest.fixture(autouse=True)
-def _single_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _single_thread(single_thread):
     yield
-    torch.set_num_threads(before)

@@ -17,13 +17,9 @@ from training.config import CFG_NAMES
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    # The 2 test cores are shared; oversubscribed threads make tiny convolutions ~10x slower.
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
+def one_thread(single_thread):
     yield
-    torch.set_num_threads(old)
-    torch.use_deterministic_algorithms(False)
+    torch.use_deterministic_algorithms(False)   # training runs in-process may switch it on
 
 
 @pytest.fixture(scope='module')
