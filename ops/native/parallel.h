@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <exception>
 #include <functional>
@@ -23,7 +24,7 @@ namespace sgnative {
 
 // Below this many multiply-adds a job runs on the calling thread alone: starting a helper
 // costs more than it saves.
-constexpr int64_t kMinParallelWork = int64_t(1) << 20;
+constexpr int64_t kMinParallelWork = int64_t(1) << 24;
 
 inline int threads_for(int64_t work, int threads) { return work < kMinParallelWork ? 1 : threads; }
 
@@ -34,7 +35,8 @@ struct ChunkQueue {
   int64_t n = 0, chunk = 1, chunks = 0;
   std::atomic<int64_t> next{0}, done{0};
   const std::function<void(int64_t, int64_t)>* body = nullptr;  // valid while done < chunks
-  std::mutex error_mutex;
+  std::mutex mutex;  // guards error; with finished, wakes the caller
+  std::condition_variable finished;
   std::exception_ptr error;
 
   // Claims and runs chunks until none is left. Touches `body` only for a claimed chunk, i.e.
@@ -45,11 +47,20 @@ struct ChunkQueue {
         const int64_t begin = c * chunk;
         (*body)(begin, std::min(n, begin + chunk));
       } catch (...) {
-        std::lock_guard<std::mutex> lock(error_mutex);
+        std::lock_guard<std::mutex> lock(mutex);
         if (!error) error = std::current_exception();
       }
-      done.fetch_add(1, std::memory_order_release);
+      if (done.fetch_add(1, std::memory_order_acq_rel) + 1 == chunks) {
+        std::lock_guard<std::mutex> lock(mutex);
+        finished.notify_all();
+      }
     }
+  }
+
+  // Blocks (sleeping, so that a helper sharing this core can run) until every chunk is done.
+  void wait() {
+    std::unique_lock<std::mutex> lock(mutex);
+    finished.wait(lock, [this] { return done.load(std::memory_order_acquire) >= chunks; });
   }
 };
 
@@ -78,7 +89,7 @@ void parallel_for(int64_t n, int threads, const F& f) {
     }
   }
   queue->work();
-  while (queue->done.load(std::memory_order_acquire) < queue->chunks) std::this_thread::yield();
+  queue->wait();
   if (queue->error) std::rethrow_exception(queue->error);
 }
 

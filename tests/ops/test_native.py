@@ -290,10 +290,10 @@ def test_native_gradcheck_and_gradgradcheck():
 def test_threads_noncontiguous_and_half():
     gen = torch.Generator().manual_seed(4)
     f = kaiser_like(12, gen)
-    x = torch.randn([4, 9, 66, 64], generator=gen).permute(0, 1, 3, 2)  # non-contiguous
-    # Large enough (> 1M multiply-adds) for the kernels to use several threads.
+    x = torch.randn([4, 12, 66, 64], generator=gen).permute(0, 1, 3, 2)  # non-contiguous
+    # Large enough (> 16M multiply-adds) for the kernels to use several threads.
     ref = upfirdn2d.upfirdn2d(x, f, up=2, padding=[6, 5, 6, 5], gain=4, impl='ref')
-    b = torch.randn([9], generator=gen)
+    b = torch.randn([12], generator=gen)
     before = torch.get_num_threads()
     try:
         outs = []
