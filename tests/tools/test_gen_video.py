@@ -108,3 +108,13 @@ def test_clear_errors(tmp_path):
     assert res.exit_code == 1 and 'cannot write to /proc/forbidden' in res.output
     res = _run('--network', 'no-such-file.pt', '--output', tmp_path / 'y.mp4')
     assert res.exit_code != 0 and 'no-such-file' in res.output
+
+
+def test_missing_ffmpeg_is_one_clear_error(tmp_path, monkeypatch):
+    def no_ffmpeg(*args, **kwargs):
+        raise RuntimeError('No ffmpeg exe could be found.')
+    monkeypatch.setattr(imageio, 'get_writer', no_ffmpeg)
+    out = tmp_path / 'v.mp4'
+    res = _run('--network', SG3, '--seeds', '0', '--w-frames', '1', '--output', out)
+    assert res.exit_code == 1 and 'install imageio-ffmpeg or ffmpeg' in res.output
+    assert not out.exists() and not list(tmp_path.iterdir())      # nothing half-written is left
