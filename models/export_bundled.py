@@ -8,6 +8,7 @@ Writes
                              seeds stays within --fp16-tol of the float32 network (else float32)
   models/<name>.thumb16.png  seed 0, psi 1, rendered from the exported file and box-filtered to
                              16x16: the expectation of tests/test_bundled_models.py
+  models/<name>.grid.png     seeds 0-63 as two 8x8 grids side by side: psi 1 (left), psi 0.7 (right)
 and prints the fp16 error and file size as JSON. The model card (.md) and metrics (.json) are
 written by hand / by calc_metrics.py (docs/bundled-models.md).
 """
@@ -45,6 +46,27 @@ def thumbnail(G) -> np.ndarray:
     return gen_utils.to_uint8(small)[0]
 
 
+def sample_grid(G) -> np.ndarray:
+    """uint8 [8*H, 2*8*W + gap, 3]: seeds 0-63 at psi 1 (left) and psi 0.7 (right), for the model card."""
+    z = torch.stack([gen_utils.seed_to_z(s, G.z_dim) for s in range(64)])  # [64, z_dim]
+    panels = []
+    for psi in (1.0, 0.7):
+        with torch.no_grad():
+            imgs = gen_utils.to_uint8(torch.cat([G(zb, None, truncation_psi=psi, noise_mode='const')
+                                                 for zb in z.split(16)]))   # [64, H, W, 3]
+        h, w = imgs.shape[1:3]
+        panels.append(imgs.reshape(8, 8, h, w, 3).transpose(0, 2, 1, 3, 4).reshape(8 * h, 8 * w, 3))
+    gap = np.full((panels[0].shape[0], 8, 3), 255, dtype=np.uint8)
+    return np.concatenate([panels[0], gap, panels[1]], axis=1)
+
+
+def save_png(array: np.ndarray, path: pathlib.Path):
+    from PIL import Image
+    tmp = path.with_name(f'.{path.name}.tmp')
+    Image.fromarray(array).save(tmp, format='png')
+    os.replace(tmp, path)
+
+
 def fp16_error(G, path) -> float:
     """Largest absolute output difference (in [-1, 1] image units) of the fp16 file vs G."""
     G16 = network_files.load_generator(path)
@@ -58,7 +80,6 @@ def fp16_error(G, path) -> float:
 @click.option('--train-hours', type=float, required=True, help='Wall-clock training time so far')
 @click.option('--fp16-tol', type=float, default=1e-2, show_default=True)
 def main(snapshot, name, kimg, train_hours, fp16_tol):
-    from PIL import Image
     G = network_files.load_generator(snapshot)
     dest = MODELS / f'{name}.safetensors'
     meta = {'source_snapshot': os.path.basename(snapshot), 'kimg': kimg, 'train_hours': train_hours,
@@ -69,10 +90,9 @@ def main(snapshot, name, kimg, train_hours, fp16_tol):
     if err > fp16_tol:  # the issue allows fp16 storage only while outputs stay within 1e-2
         network_files.export_safetensors(G, dest, metadata={**meta, 'storage': 'float32'})
         storage = 'float32'
-    thumb = thumbnail(network_files.load_generator(dest))
-    tmp = MODELS / f'.{name}.thumb16.png.tmp'
-    Image.fromarray(thumb).save(tmp, format='png')
-    os.replace(tmp, MODELS / f'{name}.thumb16.png')
+    exported = network_files.load_generator(dest)
+    save_png(thumbnail(exported), MODELS / f'{name}.thumb16.png')
+    save_png(sample_grid(exported), MODELS / f'{name}.grid.png')
     print(json.dumps({'name': name, 'file': str(dest), 'storage': storage, 'fp16_max_abs_err': err,
                       'bytes': dest.stat().st_size}))
 
