@@ -41,6 +41,9 @@ _LINEAR_PIECEWISE = ('linear', 'relu', 'lrelu')  # second derivative identically
 
 def upfirdn2d(x, f, up=(1, 1), down=(1, 1), padding=(0, 0, 0, 0), flip_filter=False, gain=1):
     """Native upfirdn2d of x [N, C, H, W]; f: 1-D (separable), 2-D [fh, fw] or None."""
+    if _torch_conv_is_faster(x, f, _pair(up), _pair(down)):
+        from ops.upfirdn2d import upfirdn2d_ref  # deferred: ops.upfirdn2d imports this module lazily
+        return upfirdn2d_ref(x, f, _pair(up), _pair(down), _padding4(padding), flip_filter, gain)
     x, restore = _as_native_dtype(x)
     taps = _correlation_taps(f, flip_filter, gain, x.dtype)
     args = (taps, _pair(up), _pair(down), _padding4(padding))
@@ -86,6 +89,23 @@ def bias_act(x, b=None, dim=1, act='linear', alpha=None, gain=None, clamp=None):
 
 # ----------------------------------------------------------------------------------------------
 # Helpers.
+
+def _torch_conv_is_faster(x, f, up, down) -> bool:
+    """Whether torch's depthwise conv2d (the reference path) beats the native kernel here.
+
+    Measured (benchmarks/ops.py, 2 threads): without upsampling, on many small planes (StyleGAN2's
+    4x4 blur / skip downsampling of 512-channel maps up to 64x64), the native kernel's per-plane
+    setup outweighs its few multiply-adds and torch's vectorised depthwise conv was 1.5-2.8x
+    faster. Those shapes use that path; the result is the same op (the reference definition).
+    Few-channel inputs (as in the tests) keep the native kernel.
+    """
+    if up != (1, 1) or x.ndim != 4 or x.shape[0] * x.shape[1] < 128 or x.dtype not in _DTYPES:
+        return False
+    if f is None or f.ndim not in (1, 2) or max(f.shape) > 4:
+        return False
+    # Crossovers measured: filtering alone wins natively from ~48x48, with down=2 from ~128x128.
+    area = x.shape[2] * x.shape[3]
+    return area < 48 * 48 or (down != (1, 1) and area <= 64 * 64)
 
 def _needs_graph(*tensors) -> bool:
     """Whether autograd must record the op (else skip the Function machinery: inference)."""
