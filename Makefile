@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml
 setup: $(VENV)/.installed
 
 demo: setup
-	$(PY) gen_images.py --network random:stylegan3-t --seeds 0-3 --outdir out/demo
+	$(PY) gen_images.py --network emoji-sg3t --seeds 0-7 --outdir out/demo
 
 test: setup
 	$(PY) -m pytest -q
