@@ -42,12 +42,17 @@ def inception_features(opts):
     return (lambda img: det(img.to(opts.device), return_features=True)), det.digest
 
 
+def _fd_of_features(opts, fn, det_id, features_name, max_real, num_gen) -> float:
+    """Frechet distance between real and generated feature statistics of one detector."""
+    real = features.real_feature_stats(opts, fn, det_id, capture_mean_cov=True,
+                                       max_items=opts.real_count(max_real), features=features_name)
+    gen = features.generated_feature_stats(opts, fn, opts.gen_count(num_gen), capture_mean_cov=True)
+    return fd_from_stats(real, gen)
+
+
 def compute_fid(opts, max_real=None, num_gen=FID_DEFAULT_GEN) -> dict:
     fn, det_id = inception_features(opts)
-    real = features.real_feature_stats(opts, fn, det_id, capture_mean_cov=True,
-                                       max_items=opts.real_count(max_real), features='inception_pool')
-    gen = features.generated_feature_stats(opts, fn, opts.gen_count(num_gen), capture_mean_cov=True)
-    return dict(fid=fd_from_stats(real, gen))
+    return dict(fid=_fd_of_features(opts, fn, det_id, 'inception_pool', max_real, num_gen))
 
 
 def mobilenet_features(opts):
@@ -60,7 +65,4 @@ def mobilenet_features(opts):
 
 def compute_fd_mobilenet(opts, max_real=None, num_gen=FID_DEFAULT_GEN) -> dict:
     fn, det_id = mobilenet_features(opts)
-    real = features.real_feature_stats(opts, fn, det_id, capture_mean_cov=True,
-                                       max_items=opts.real_count(max_real), features='mobilenet_v2_pool')
-    gen = features.generated_feature_stats(opts, fn, opts.gen_count(num_gen), capture_mean_cov=True)
-    return dict(fd_mobilenet=fd_from_stats(real, gen))
+    return dict(fd_mobilenet=_fd_of_features(opts, fn, det_id, 'mobilenet_v2_pool', max_real, num_gen))
