@@ -35,7 +35,7 @@ _SOURCES = ('capi.cpp', 'upfirdn2d.cpp', 'filtered_lrelu.cpp', 'bias_act.cpp')
 _HEADERS = ('fir.h', 'fir_stage.h', 'kernels.h', 'parallel.h')
 _MARKER = 'BUILD_OK.json'
 NO_NATIVE_ENV = 'STYLEGAN_OPS_NO_NATIVE'
-ABI_VERSION = 1  # must equal sg_abi_version() in capi.cpp
+ABI_VERSION = 2  # must equal sg_abi_version() in capi.cpp
 PORTABLE_ENV = 'STYLEGAN_OPS_PORTABLE'
 
 
@@ -152,6 +152,8 @@ def _declare(lib: ctypes.CDLL) -> None:
         getattr(lib, f'sg_upfirdn2d_{suffix}').argtypes = [p, p] + [i64] * 3 + [p, i64, p, i64] + [i64] * 10 + [i32]
         getattr(lib, f'sg_filtered_lrelu_{suffix}').argtypes = (
             [p] * 4 + [i64] * 4 + [p, i64] * 4 + [i64] * 6 + [f64] * 3 + [i64] * 4 + [i32])
+        getattr(lib, f'sg_filtered_lrelu_grad_{suffix}').argtypes = (
+            [p] * 3 + [i64] * 4 + [p, i64, p, i64] + [i64] * 7 + [p, i64, p, i64] + [i64] * 7 + [f64] * 2 + [i32])
         getattr(lib, f'sg_mask_scale_{suffix}').argtypes = [p, p, p, i64, f64, f64, i32]
         getattr(lib, f'sg_bias_act_{suffix}').argtypes = [p] * 4 + [i64] * 3 + [i32] + [f64] * 3 + [i32, i32]
 

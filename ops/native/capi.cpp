@@ -79,6 +79,27 @@ int guarded(const F& f) {
       return true;                                                                                \
     });                                                                                           \
   }                                                                                               \
+  extern "C" int sg_filtered_lrelu_grad_##SUFFIX(                                                 \
+      const T* dy, const uint8_t* mask, T* dx, int64_t n, int64_t c, int64_t h, int64_t w,       \
+      const T* f1x, int64_t k1x, const T* f1y, int64_t k1y, int64_t up1, int64_t p1x0,          \
+      int64_t p1x1, int64_t p1y0, int64_t p1y1, int64_t hmid, int64_t wmid,                     \
+      const T* f2x, int64_t k2x, const T* f2y, int64_t k2y, int64_t down2, int64_t p2x0,        \
+      int64_t p2x1, int64_t p2y0, int64_t p2y1, int64_t hout, int64_t wout, double gain,        \
+      double slope, int threads) {                                                                \
+    return guarded([&] {                                                                          \
+      Axis ax1, ay1, ax2, ay2;                                                                    \
+      if (!make_axis(w, up1, 1, p1x0, p1x1, k1x, wmid, &ax1) ||                                   \
+          !make_axis(h, up1, 1, p1y0, p1y1, k1y, hmid, &ay1) ||                                   \
+          !make_axis(wmid, 1, down2, p2x0, p2x1, k2x, wout, &ax2) ||                              \
+          !make_axis(hmid, 1, down2, p2y0, p2y1, k2y, hout, &ay2))                                \
+        return false;                                                                             \
+      sgnative::filtered_lrelu_grad_cpu<T>(dy, mask, dx, n, c, ax1, ay1, ax2, ay2,                \
+                                           make_filter(f1x, k1x, f1y, k1y),                       \
+                                           make_filter(f2x, k2x, f2y, k2y), T(gain), T(slope),   \
+                                           threads);                                              \
+      return true;                                                                                \
+    });                                                                                           \
+  }                                                                                               \
   extern "C" int sg_mask_scale_##SUFFIX(const T* g, const uint8_t* mask, T* out, int64_t numel,  \
                                         double gain, double slope, int threads) {                 \
     return guarded([&] {                                                                          \
@@ -104,4 +125,4 @@ SG_DEFINE(float, f32)
 SG_DEFINE(double, f64)
 
 // Bumped whenever a signature above changes; functions.py refuses a library of another version.
-extern "C" int sg_abi_version() { return 1; }
+extern "C" int sg_abi_version() { return 2; }

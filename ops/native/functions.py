@@ -11,8 +11,9 @@ Gradients
 * filtered_lrelu saves, at the upsampled resolution, a uint8 code per sample saying whether the
   leaky ReLU took its positive or negative branch or the clamp was active (1 byte instead of
   recomputing the whole upsampling in the backward pass). The backward is then
-  up_adjoint(code_scale * down_adjoint(dy)): linear in dy and built from differentiable
-  Functions, so double backward works as well (the activation's second derivative is 0).
+  up_adjoint(code_scale * down_adjoint(dy)), run as one fused native pass like the forward; it
+  is linear in dy and its own adjoint is built from differentiable Functions, so double
+  backward works as well (the activation's second derivative is 0).
 * bias_act's backward is another native Function (first derivative); its own backward uses the
   native second derivative. Gradients up to second order (R1 / path-length regularisation) are
   exact; a third-order gradient would treat the second derivative as constant.
@@ -303,14 +304,52 @@ class _FilteredLrelu(torch.autograd.Function):
     @staticmethod
     def backward(ctx, dy):
         mask, fu, fd, params, in_hw, mid_hw, out_hw, has_b = ctx.saved
-        up, down, pad, gain, slope, _ = params
-        d_pad = _adjoint_geometry(mid_hw, out_hw, fd, (1, 1), (down, down), (0, 0, 0, 0))
-        d_mid = _UpFirDn2d.apply(dy, fd.flipped(), (down, down), (1, 1), d_pad)  # [N, C, mh, mw]
-        d_mid = _MaskScale.apply(d_mid, mask, gain, slope)
-        u_pad = _adjoint_geometry(in_hw, mid_hw, fu, (up, up), (1, 1), pad)
-        dx = _UpFirDn2d.apply(d_mid, fu.flipped(), (1, 1), (up, up), u_pad)      # [N, C, h, w]
+        geometry = _GradGeometry(fu, fd, params, in_hw, mid_hw, out_hw)
+        dx = _FilteredLreluGrad.apply(dy, mask, geometry)
         db = dx.sum(dim=[0, 2, 3]) if has_b and ctx.needs_input_grad[1] else None
         return dx, db, None, None, None
+
+
+class _GradGeometry:
+    """The two linear stages of filtered_lrelu's input gradient,
+    dx = up^T( act'(mask) * down^T(dy) ): taps and padding of both adjoints."""
+
+    def __init__(self, fu: _Taps, fd: _Taps, params, in_hw, mid_hw, out_hw):
+        up, down, pad, self.gain, self.slope, _ = params
+        self.up, self.down, self.pad, self.fu, self.fd = up, down, pad, fu, fd
+        self.in_hw, self.mid_hw = in_hw, mid_hw
+        self.d_pad = _adjoint_geometry(mid_hw, out_hw, fd, (1, 1), (down, down), (0, 0, 0, 0))
+        self.u_pad = _adjoint_geometry(in_hw, mid_hw, fu, (up, up), (1, 1), pad)
+        self.fd_adj, self.fu_adj = fd.flipped(), fu.flipped()
+
+
+class _FilteredLreluGrad(torch.autograd.Function):
+    """dx = up^T( act'(mask) * down^T(dy) ) in one fused native pass (like the forward, the
+    [N, C, mh, mw] intermediate never exists in full). Linear in dy; its adjoint,
+    down( act'(mask) * up(ddx) ), is built from differentiable Functions, so double backward
+    works (the activation's second derivative is 0)."""
+
+    @staticmethod
+    def forward(ctx, dy, mask, g: _GradGeometry):
+        ctx.saved = (mask, g)
+        dy = dy.contiguous()
+        n, c, h, w = dy.shape
+        (mh, mw), (ih, iw) = g.mid_hw, g.in_hw
+        dx = torch.empty([n, c, ih, iw], dtype=dy.dtype)
+        if dx.numel() > 0:
+            fn = getattr(_lib(), f'sg_filtered_lrelu_grad_{_DTYPES[dy.dtype]}')
+            _check(fn(_ptr(dy), _ptr(mask), _ptr(dx), n, c, h, w, *g.fd_adj.args(), g.down, *g.d_pad, mh, mw,
+                      *g.fu_adj.args(), g.up, *g.u_pad, ih, iw, g.gain, g.slope, _threads()),
+                   'filtered_lrelu backward')
+        return dx
+
+    @staticmethod
+    def backward(ctx, ddx):
+        mask, g = ctx.saved
+        mid = _UpFirDn2d.apply(ddx, g.fu, (g.up, g.up), (1, 1), g.pad)
+        mid = _MaskScale.apply(mid, mask, g.gain, g.slope)
+        ddy = _UpFirDn2d.apply(mid, g.fd, (1, 1), (g.down, g.down), (0, 0, 0, 0))
+        return ddy, None, None
 
 
 class _MaskScale(torch.autograd.Function):

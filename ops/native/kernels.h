@@ -22,6 +22,15 @@ void filtered_lrelu_cpu(const T* x, const T* b, T* y, uint8_t* mask, int64_t n, 
                         const Filter2d<T>& fu, const Filter2d<T>& fd, T gain, T slope, T clamp,
                         int threads);
 
+// dx[n][c][ay2.n_out][ax2.n_out] = stage2( {0, gain, gain*slope}[mask] * stage1(dy) ): the input
+// gradient of filtered_lrelu, where stage1 (f1, axes ax1/ay1) is the adjoint of the down stage
+// and stage2 (f2, ax2/ay2) the adjoint of the up stage; mask as saved by filtered_lrelu_cpu.
+template <typename T>
+void filtered_lrelu_grad_cpu(const T* dy, const uint8_t* mask, T* dx, int64_t n, int64_t c,
+                             const Axis& ax1, const Axis& ay1, const Axis& ax2, const Axis& ay2,
+                             const Filter2d<T>& f1, const Filter2d<T>& f2, T gain, T slope,
+                             int threads);
+
 // out = g * {0, gain, gain*slope}[mask]: the derivative of filtered_lrelu's activation stage.
 template <typename T>
 void mask_scale_cpu(const T* g, const uint8_t* mask, T* out, int64_t numel, T gain, T slope,

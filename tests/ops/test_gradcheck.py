@@ -1,7 +1,8 @@
 """Numerical gradient checks (float64, tiny shapes) for every op and backend.
 
 First order everywhere; second order (gradgradcheck) for bias_act, upfirdn2d,
-conv2d_resample and grid_sample, which R1 / path-length regularisation differentiate twice.
+conv2d_resample and grid_sample, which R1 / path-length regularisation differentiate twice, and
+for filtered_lrelu, whose native backward is a fused kernel with a hand-written adjoint.
 """
 
 import pytest
@@ -98,6 +99,19 @@ def test_filtered_lrelu_grad(name, impl):
     x, b = _randn(1, 2, 5, 5, seed=6), _randn(2, seed=7)
     fn = lambda x, b: filtered_lrelu.filtered_lrelu(x, fu, fd, b, impl=impl, **cfg)
     assert gradcheck(fn, (x, b))
+
+
+@pytest.mark.parametrize('name', sorted(FLRELU_CONFIGS))
+def test_filtered_lrelu_gradgrad(name, impl):
+    """Double backward through the (fused, on native) input gradient. Away from the leaky ReLU's
+    kink and the clamp the second derivative in x is 0, so this checks the backward's own
+    adjoint: d/d(dy) of <dx, v> must equal down(act'(mask) * up(v))."""
+    cfg = dict(FLRELU_CONFIGS[name])
+    fu, _ = _upfirdn_args({'f': cfg.pop('fu')})
+    fd, _ = _upfirdn_args({'f': cfg.pop('fd')})
+    x, b = _randn(1, 2, 5, 5, seed=8), _randn(2, seed=9)
+    fn = lambda x, b: filtered_lrelu.filtered_lrelu(x, fu, fd, b, impl=impl, **cfg)
+    assert gradgradcheck(fn, (x, b))
 
 
 CONV_CONFIGS = {
