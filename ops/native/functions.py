@@ -94,9 +94,9 @@ def bias_act(x, b=None, dim=1, act='linear', alpha=None, gain=None, clamp=None):
 def _torch_conv_is_faster(x, f, up, down) -> bool:
     """Whether torch's depthwise conv2d (the reference path) beats the native kernel here.
 
-    Measured (benchmarks/ops.py, 2 threads): without upsampling, on many small planes (StyleGAN2's
-    4x4 blur / skip downsampling of 512-channel maps up to 64x64), the native kernel's per-plane
-    setup outweighs its few multiply-adds and torch's vectorised depthwise conv was 1.5-2.8x
+    Measured (benchmarks/ops.py, 1-2 threads): without upsampling, on many tiny planes (StyleGAN2's
+    4x4 blur / skip downsampling of 512-channel maps of 16-32 px), the native kernel's per-row
+    work outweighs its few multiply-adds and torch's vectorised depthwise conv was up to 1.6x
     faster. Those shapes use that path; the result is the same op (the reference definition).
     Few-channel inputs (as in the tests) keep the native kernel.
     """
@@ -104,9 +104,10 @@ def _torch_conv_is_faster(x, f, up, down) -> bool:
         return False
     if f is None or f.ndim not in (1, 2) or max(f.shape) > 4:
         return False
-    # Crossovers measured: filtering alone wins natively from ~48x48, with down=2 from ~128x128.
+    # Crossovers measured with the whole-plane separable kernel (benchmarks/ops.py
+    # SG2 cases, 1 and 2 threads): filtering alone wins natively from 32x32, with down=2 above 32x32.
     area = x.shape[2] * x.shape[3]
-    return area < 48 * 48 or (down != (1, 1) and area <= 64 * 64)
+    return area < 32 * 32 or (down != (1, 1) and area <= 32 * 32)
 
 def _needs_graph(*tensors) -> bool:
     """Whether autograd must record the op (else skip the Function machinery: inference)."""
