@@ -104,10 +104,9 @@ def _torch_conv_is_faster(x, f, up, down) -> bool:
         return False
     if f is None or f.ndim not in (1, 2) or max(f.shape) > 4:
         return False
-    # Crossovers measured with the whole-plane separable kernel (benchmarks/ops.py
-    # SG2 cases, 1 and 2 threads): filtering alone wins natively from 32x32, with down=2 above 32x32.
-    area = x.shape[2] * x.shape[3]
-    return area < 32 * 32 or (down != (1, 1) and area <= 32 * 32)
+    # Crossover measured with the whole-plane separable kernel and the helper pool
+    # (benchmarks/ops.py SG2 cases, quiet machine, 2 threads): native wins above 32x32.
+    return x.shape[2] * x.shape[3] <= 32 * 32
 
 def _needs_graph(*tensors) -> bool:
     """Whether autograd must record the op (else skip the Function machinery: inference)."""

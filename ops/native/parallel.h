@@ -18,13 +18,14 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <pthread.h>
 #include <thread>
 
 namespace sgnative {
 
-// Below this many multiply-adds a job runs on the calling thread alone: starting a helper
-// costs more than it saves.
-constexpr int64_t kMinParallelWork = int64_t(1) << 24;
+// Below this many multiply-adds (~0.1 ms of one core) a job runs on the calling thread alone:
+// waking a helper costs more than it saves.
+constexpr int64_t kMinParallelWork = int64_t(1) << 21;
 
 inline int threads_for(int64_t work, int threads) { return work < kMinParallelWork ? 1 : threads; }
 
@@ -66,6 +67,66 @@ struct ChunkQueue {
 
 }  // namespace detail
 
+// Helper threads that live as long as the process and sleep between jobs: starting a thread per
+// call cost ~30-100 us plus system time, which made small jobs run single-threaded. Several
+// callers (e.g. a render thread and the UI thread) may post jobs at once; a helper takes the
+// newest one, and every caller still finishes whatever chunks nobody claimed, so a job never
+// waits for a busy or descheduled helper. After fork() the child has no helpers: its callers
+// then simply run every chunk themselves.
+class HelperPool {
+ public:
+  static HelperPool& get() { return *instance(); }
+
+  // Offers `queue` to up to `helpers` sleeping helpers (starting more if fewer exist).
+  void post(const std::shared_ptr<detail::ChunkQueue>& queue, int helpers) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      job_ = queue;
+      ++generation_;
+      for (int t = started_; t < helpers; ++t) {
+        try {
+          std::thread([this] { serve(); }).detach();
+          ++started_;
+        } catch (...) {  // no more threads: the callers do the work
+          break;
+        }
+      }
+    }
+    wake_.notify_all();
+  }
+
+ private:
+  // Never destroyed: helpers outlive main(). A forked child (e.g. a DataLoader worker) gets a
+  // fresh, empty pool: the parent's helpers do not exist there and its mutex may be held.
+  static HelperPool*& instance() {
+    static HelperPool* pool = [] {
+      pthread_atfork(nullptr, nullptr, [] { instance() = new HelperPool(); });
+      return new HelperPool();
+    }();
+    return pool;
+  }
+
+  void serve() {
+    uint64_t seen = 0;
+    for (;;) {
+      std::shared_ptr<detail::ChunkQueue> queue;
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        wake_.wait(lock, [&] { return generation_ != seen; });
+        seen = generation_;
+        queue = job_;
+      }
+      if (queue) queue->work();
+    }
+  }
+
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::shared_ptr<detail::ChunkQueue> job_;  // the newest job (possibly finished already)
+  uint64_t generation_ = 0;
+  int started_ = 0;
+};
+
 // Calls f(begin, end) on contiguous chunks covering [0, n), on up to `threads` threads.
 template <class F>
 void parallel_for(int64_t n, int threads, const F& f) {
@@ -81,13 +142,7 @@ void parallel_for(int64_t n, int threads, const F& f) {
   queue->chunk = std::max<int64_t>(1, n / (nt * 8));
   queue->chunks = (n + queue->chunk - 1) / queue->chunk;
   queue->body = &body;
-  for (int64_t t = 1; t < nt; ++t) {
-    try {
-      std::thread([queue] { queue->work(); }).detach();
-    } catch (...) {  // no more threads: the caller does the work
-      break;
-    }
-  }
+  HelperPool::get().post(queue, static_cast<int>(nt - 1));
   queue->work();
   queue->wait();
   if (queue->error) std::rethrow_exception(queue->error);

@@ -291,7 +291,7 @@ def test_threads_noncontiguous_and_half():
     gen = torch.Generator().manual_seed(4)
     f = kaiser_like(12, gen)
     x = torch.randn([4, 12, 66, 64], generator=gen).permute(0, 1, 3, 2)  # non-contiguous
-    # Large enough (> 16M multiply-adds) for the kernels to use several threads.
+    # Large enough (> 2M multiply-adds) for the kernels to use several threads.
     ref = upfirdn2d.upfirdn2d(x, f, up=2, padding=[6, 5, 6, 5], gain=4, impl='ref')
     b = torch.randn([12], generator=gen)
     before = torch.get_num_threads()
@@ -310,6 +310,27 @@ def test_threads_noncontiguous_and_half():
     yb = upfirdn2d.upfirdn2d(xb, f, up=2, padding=[6, 5, 6, 5], gain=4, impl='native')
     assert yb.dtype == torch.bfloat16
     assert (yb.float() - ref).abs().max() < 0.05 * ref.abs().max()
+
+
+def test_concurrent_callers_share_the_helper_pool():
+    """Python threads calling the native ops at once (the visualizer's render thread and UI
+    thread do) post jobs to one pool of helpers; every result must equal the serial one."""
+    import concurrent.futures
+    gen = torch.Generator().manual_seed(9)
+    f = kaiser_like(12, gen)
+    inputs = [torch.randn([2, 16, 40, 40], generator=gen) for _ in range(6)]
+    run = lambda x: (upfirdn2d.upfirdn2d(x, f, up=2, padding=[6, 5, 6, 5], gain=4, impl='native'),
+                     filtered_lrelu.filtered_lrelu(x, f, f, None, up=2, down=2, padding=[9, 8, 9, 8], impl='native'))
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        serial = [run(x) for x in inputs]
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            for _ in range(3):
+                for got, want in zip(pool.map(run, inputs), serial):
+                    assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
+    finally:
+        torch.set_num_threads(before)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -414,3 +435,29 @@ def test_failed_march_native_build_retries_portable(monkeypatch):
     monkeypatch.setattr(build, '_load_with', fake_load_with)
     assert build.load() == 'portable library'
     assert ['-march=native' in f for f in attempts] == [True, False]
+
+
+def test_forked_child_runs_native_ops_after_the_parent_used_helpers():
+    """A DataLoader worker forked from a process whose helper threads exist must not hang."""
+    import multiprocessing
+    gen = torch.Generator().manual_seed(10)
+    f = kaiser_like(12, gen)
+    x = torch.randn([2, 16, 40, 40], generator=gen)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        want = upfirdn2d.upfirdn2d(x, f, up=2, padding=[6, 5, 6, 5], gain=4, impl='native')  # starts helpers
+        ctx = multiprocessing.get_context('fork')
+        with ctx.Pool(1) as pool:
+            got = pool.apply_async(_upfirdn_in_child, (x, f)).get(timeout=60)
+    finally:
+        torch.set_num_threads(before)
+    assert np.array_equal(got, want.numpy())
+
+
+def _upfirdn_in_child(x, f):
+    torch.set_num_threads(2)
+    y = upfirdn2d.upfirdn2d(x, f, up=2, padding=[6, 5, 6, 5], gain=4, impl='native')
+    # Returned as numpy: sending a torch tensor back copies it with torch's OpenMP threads,
+    # which hang in a child forked after other Python threads used them (a libgomp limit).
+    return y.numpy()
