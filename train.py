@@ -32,8 +32,8 @@ from training import config as config_lib
 from training.config import TrainingConfig
 
 # Options a resumed run may change; everything else comes from its training_options.json.
-RESUME_OVERRIDES = ('kimg', 'tick', 'snap', 'metrics', 'workers', 'device', 'data', 'dry_run',
-                    'outdir', 'resume', 'nobench', 'gpus')
+RESUME_OVERRIDES = ('kimg', 'tick', 'snap', 'metrics', 'metrics_num_gen', 'workers', 'device', 'data',
+                    'dry_run', 'outdir', 'resume', 'nobench', 'gpus')
 
 
 def parse_metrics(text: str, device: torch.device) -> list[str]:
@@ -136,7 +136,7 @@ def new_run(opts: dict, device) -> tuple[TrainingConfig, pathlib.Path | None]:
         freezed=opts['freezed'], w_dim=opts['w_dim'], sg3_layers=opts['sg3_layers'], kimg=opts['kimg'],
         tick=opts['tick'], snap=opts['snap'], seed=opts['seed'], fp32=opts['fp32'],
         nobench=opts['nobench'], workers=opts['workers'], metrics=parse_metrics(opts['metrics'], device),
-        transfer=opts['transfer'], device=opts['device'], deterministic=opts['deterministic'],
+        metrics_num_gen=opts['metrics_num_gen'], transfer=opts['transfer'], device=opts['device'], deterministic=opts['deterministic'],
         desc=opts['desc'] or '', ada_kimg=opts['ada_kimg'])
     dataset = open_dataset(config)  # validates and fills resolution / size
     run_dir = None
@@ -166,6 +166,8 @@ def resumed_run(opts: dict, explicit: set, device) -> tuple[TrainingConfig, path
             _override(config, name, opts[name])
     if 'metrics' in explicit:
         config.metrics = parse_metrics(opts['metrics'], device)
+    if 'metrics_num_gen' in explicit:
+        config.metrics_num_gen = opts['metrics_num_gen']
     if ('gpus' in explicit or distributed.env_world_size() > 1) and opts['gpus'] != config.num_gpus:
         raise click.ClickException(f'this run was trained with --gpus {config.num_gpus}; resume it with the '
                                    f'same number of processes (the global batch stays the same).')
@@ -235,6 +237,9 @@ def _override(config: TrainingConfig, name: str, value):
 @click.option('--desc', help='String to include in the run folder name', metavar='STR')
 @click.option('--metrics', help='Metrics to compute at snapshots, comma separated, or none '
               '(auto: fid50k_full on CUDA, none on CPU)', metavar='LIST', default='auto', show_default=True)
+@click.option('--metrics-num-gen', help='Generated images per metric at each snapshot (default: the '
+              "metric's own count, e.g. 50k): cheaper, noisier metrics on CPU", metavar='INT',
+              type=click.IntRange(min=2))
 @click.option('--kimg', help='Total training duration', metavar='KIMG', type=click.FloatRange(min=0),
               default=25000, show_default=True)
 @click.option('--tick', help='How often to print progress', metavar='KIMG', type=click.FloatRange(min=0),

@@ -119,6 +119,7 @@ class TrainingConfig:
     ema_kimg: float = 10.0                 # G_ema half-life in kimg (batch * 10 / 32)
     ema_rampup: float | None = 0.05        # half-life at most this fraction of images seen
     metrics: list = field(default_factory=list)
+    metrics_num_gen: int | None = None     # --metrics-num-gen: generated images per metric (None: its own count)
     transfer: str | None = None            # --transfer: initial weights
     device: str = 'auto'                   # --device
     deterministic: bool = False            # --deterministic: reproducible kernels
@@ -147,8 +148,8 @@ def resolve_config(*, cfg, data, batch, gamma, gpus=1, batch_gpu=None, cond=Fals
                    aug='ada', p=0.2, target=0.6, cbase=32768, cmax=512, glr=None, dlr=0.002,
                    map_depth=None, mbstd_group=4, freezed=0, w_dim=512, sg3_layers=None,
                    kimg=25000, tick=4, snap=50, seed=0, fp32=False, nobench=False, workers=3,
-                   metrics=(), transfer=None, device='auto', deterministic=False, desc='',
-                   ada_kimg=None) -> TrainingConfig:
+                   metrics=(), metrics_num_gen=None, transfer=None, device='auto', deterministic=False,
+                   desc='', ada_kimg=None) -> TrainingConfig:
     """Reference train.py presets + the given options; raises ValueError on inconsistent values."""
     if cfg not in CFG_NAMES:
         raise ValueError(f'unknown --cfg {cfg!r}; choose one of {", ".join(CFG_NAMES)}.')
@@ -184,7 +185,7 @@ def resolve_config(*, cfg, data, batch, gamma, gpus=1, batch_gpu=None, cond=Fals
         data=DataConfig(path=str(data), use_labels=cond, xflip=mirror, random_seed=seed, workers=workers),
         batch_size=batch, batch_gpu=batch_gpu, num_gpus=gpus, total_kimg=kimg, kimg_per_tick=tick,
         snap=snap, seed=seed, ema_kimg=batch * 10 / 32, ema_rampup=None if transfer else 0.05,
-        metrics=list(metrics), transfer=transfer, device=device, deterministic=deterministic,
+        metrics=list(metrics), metrics_num_gen=metrics_num_gen, transfer=transfer, device=device, deterministic=deterministic,
         cudnn_benchmark=not nobench, desc=desc)
 
 

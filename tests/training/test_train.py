@@ -74,6 +74,21 @@ def test_each_cfg_trains_a_few_ticks(tmp_path, data, cfg):
         assert im.size[0] % 16 == 0 and im.size[1] % 16 == 0
 
 
+def test_metrics_are_computed_at_every_snapshot(tmp_path, data):
+    """--metrics during training: each snapshot appends one line per metric to metric-<name>.jsonl
+    (here with 16 generated images, --metrics-num-gen) and the log prints the value."""
+    run_dir = tiny_run(tmp_path, data, 'stylegan3-t', '--metrics', 'swd,eqt50k_int', '--metrics-num-gen', 16)
+    for name in ('swd', 'eqt50k_int'):
+        lines = [json.loads(line) for line in (run_dir / f'metric-{name}.jsonl').read_text().splitlines()]
+        # Snapshots at ticks 0, 1, 2 (all below 1 kimg, hence all named ...000000.pt).
+        assert [(r['snapshot'], r['num_gen']) for r in lines] == [('network-snapshot-000000.pt', 16)] * 3
+        values = [r['results'][name] for r in lines]
+        assert all(math.isfinite(v) and v > 0 for v in values), values
+    assert 'eqt50k_int' in (run_dir / 'log.txt').read_text()
+    options = json.loads((run_dir / 'training_options.json').read_text())
+    assert options['metrics'] == ['swd', 'eqt50k_int'] and options['metrics_num_gen'] == 16
+
+
 def test_transfer_copies_weights_and_checks_shapes(tmp_path, data):
     source = tiny_run(tmp_path / 'a', data, 'stylegan2', '--aug', 'noaug', kimg=0.004)
     snapshot = source / 'network-snapshot-000000.pt'
