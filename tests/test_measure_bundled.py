@@ -1,0 +1,191 @@
+"""models/measure_bundled.py: training time from resumed logs, and the CLI end to end on a fake
+run folder (tiny random StyleGAN3-T snapshots, tiny dataset) writing into a temporary models dir."""
+
+import importlib.util
+import json
+import pathlib
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+from click.testing import CliRunner
+
+from torch_utils import network_files
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+JSON_KEYS = {'fd_mobilenet', 'swd', 'eqt50k_int', 'eqt50k_frac', 'eqr50k', 'kimg', 'train_hours', 'render_fps',
+             'interim', 'eq_num_samples', 'metrics_num_gen', 'fd_mobilenet_first', 'swd_first', 'render_cpu_ms',
+             'snapshot', 'notes'}
+RES = 16
+NUM_IMAGES = 8
+NUM_GEN = 8
+EQ_SAMPLES = 4
+
+
+@pytest.fixture(scope='module')
+def mb():
+    spec = importlib.util.spec_from_file_location('measure_bundled', REPO / 'models' / 'measure_bundled.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def tick_line(tick, kimg, total, sec_tick, maintenance):
+    return (f'tick {tick:<5d} kimg {kimg:<8.1f} time {total:<10s} sec/tick {sec_tick:<7.1f} '
+            f'sec/kimg {sec_tick:<7.2f} maintenance {maintenance:<5.1f} cpumem 0.60  peak 0.80  augment 0.000')
+
+
+# Three processes: the first logs ticks 0-5 and is stopped after tick 5 (its last training state
+# was written after tick 4), so the second redoes tick 5; the third resumes cleanly at tick 7.
+CRAFTED_LOG = '\n'.join([
+    'Training for 5000.0 kimg...',
+    tick_line(0, 0.0, '10s', 10.0, 0.0),
+    tick_line(1, 1.0, '16m 50s', 1000.0, 0.0),
+    tick_line(2, 2.0, '33m 40s', 1000.0, 10.0),
+    tick_line(3, 3.0, '50m 30s', 1000.0, 0.0),
+    tick_line(4, 4.0, '1h 07m', 1000.0, 10.0),
+    tick_line(5, 5.0, '1h 27m', 1200.0, 0.0),          # lost: redone by the next process
+    'Resuming from kimg 4.016 (tick 5).',
+    'Training for 5000.0 kimg...',
+    tick_line(5, 5.0, '8m 20s', 500.0, 0.0),
+    tick_line(6, 6.0, '16m 50s', 500.0, 10.0),
+    'Resuming from kimg 6.032 (tick 7).',
+    'Training for 5000.0 kimg...',
+    tick_line(7, 7.0, '5m 00s', 300.0, 0.0),
+    tick_line(8, 8.0, '10m 05s', 300.0, 5.0),
+]) + '\n'
+
+
+def test_training_time_sums_resumed_processes(mb):
+    t = mb.training_time(CRAFTED_LOG, 8.032)
+    first = 10 + 1000 + 1010 + 1000 + 1010                 # ticks 0-4 of process 1
+    assert t.tick == 8 and t.processes == 3
+    assert t.hours == pytest.approx((first + 500 + 510 + 300 + 305) / 3600)
+    assert t.lost_hours == pytest.approx(1200 / 3600)
+    # An earlier snapshot counts only the ticks up to its own, all from process 1.
+    early = mb.training_time(CRAFTED_LOG, 4.016)
+    assert (early.tick, early.processes) == (4, 1)
+    assert early.hours == pytest.approx(first / 3600)
+    with pytest.raises(ValueError, match='no tick line at kimg 9.5'):
+        mb.training_time(CRAFTED_LOG, 9.5)
+
+
+def tiny_nets(seed):
+    from training import registry
+    torch.manual_seed(seed)
+    G = registry.create_generator('stylegan3-t', img_resolution=RES, z_dim=16, w_dim=16, channel_base=256,
+                                  channel_max=16, num_layers=4, mapping_kwargs=dict(num_layers=2))
+    D = registry.create_discriminator('stylegan3-t', img_resolution=RES, channel_base=256, channel_max=16)
+    return G, D
+
+
+def make_run(root: pathlib.Path) -> pathlib.Path:
+    """A run folder like train.py's: two snapshots (kimg 0 and 8), options, log, dataset."""
+    data = root / 'data'
+    data.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(NUM_IMAGES):
+        img = np.kron(rng.integers(0, 256, [4, 4, 3]), np.ones([4, 4, 1])).astype(np.uint8)
+        PIL.Image.fromarray(img).save(data / f'img{i:02d}.png')
+    run = root / 'runs' / 'tiny-sg3t' / '00000-stylegan3-t-data-tiny'
+    run.mkdir(parents=True)
+    data_kwargs = {'class_name': 'training.dataset.ImageFolderDataset', 'path': str(data), 'use_labels': False,
+                   'max_size': NUM_IMAGES, 'xflip': True, 'resolution': RES, 'random_seed': 0}
+    for kimg, nimg, seed in ((0, 16, 0), (8, 8032, 1)):
+        G, D = tiny_nets(seed)
+        network_files.save_network_snapshot(run / f'network-snapshot-{kimg:06d}.pt', G, D, G,
+                                            training_set_kwargs=data_kwargs, metadata={'cur_nimg': nimg})
+    options = {'network': {'cfg': 'stylegan3-t', 'z_dim': 16, 'w_dim': 16, 'cbase': 256, 'cmax': 16,
+                           'map_depth': 2, 'sg3_layers': 4},
+               'loss': {'r1_gamma': 1.0}, 'augment': {'mode': 'ada', 'target': 0.6, 'ada_kimg': 100.0},
+               'batch_size': 16, 'training_set_kwargs': data_kwargs}
+    (run / 'training_options.json').write_text(json.dumps(options))
+    (run / 'log.txt').write_text(CRAFTED_LOG)
+    return run
+
+
+def export(run: pathlib.Path, models: pathlib.Path, name='tiny-sg3t', kimg=8):
+    models.mkdir(exist_ok=True)
+    G = network_files.load_generator(run / f'network-snapshot-{kimg:06d}.pt')
+    network_files.export_safetensors(G, models / f'{name}.safetensors',
+                                     metadata={'source_snapshot': f'network-snapshot-{kimg:06d}.pt',
+                                               'storage': 'float32'})
+
+
+def invoke(mb, *args):
+    return CliRunner().invoke(mb.main, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture()
+def fake(tmp_path, monkeypatch, single_thread):
+    monkeypatch.setenv('STYLEGAN_CACHE_DIR', str(tmp_path / 'cache'))     # real-feature statistics
+    run = make_run(tmp_path)
+    models = tmp_path / 'models'
+    export(run, models)
+    return run, models
+
+
+def test_cli_writes_metrics_json_and_card(mb, fake):
+    run, models = fake
+    (models / 'sticking-average.png').write_bytes(b'')
+    common = ['--name', 'tiny-sg3t', '--run', run, '--snapshot-kimg', 8, '--num-gen', NUM_GEN,
+              '--models-dir', models]
+    result = invoke(mb, *common, '--eq-samples', EQ_SAMPLES, '--fps-frames', 2)
+    assert result.exit_code == 0, result.output
+    data = json.loads((models / 'tiny-sg3t.json').read_text())
+    assert set(data) == JSON_KEYS
+    assert data['kimg'] == 8.0 and data['interim'] is True
+    assert data['train_hours'] == pytest.approx((4030 + 500 + 510 + 300 + 305) / 3600, abs=0.006)
+    assert (data['eq_num_samples'], data['metrics_num_gen']) == (EQ_SAMPLES, NUM_GEN)
+    assert data['snapshot'] == 'tiny-sg3t/00000-stylegan3-t-data-tiny/network-snapshot-000008.pt'
+    for key in ('fd_mobilenet', 'swd', 'fd_mobilenet_first', 'swd_first', 'eqt50k_int', 'eqt50k_frac', 'eqr50k',
+                'render_fps', 'render_cpu_ms'):
+        assert isinstance(data[key], float) and np.isfinite(data[key]), key
+    # First and last snapshot are different networks: their distances differ.
+    assert data['swd'] != data['swd_first'] and data['fd_mobilenet'] != data['fd_mobilenet_first']
+    # The swd in the JSON is the metric of the bundled file against the mirrored run dataset.
+    import metrics
+    G = network_files.load_generator(models / 'tiny-sg3t.safetensors')
+    kwargs = json.loads((run / 'training_options.json').read_text())['training_set_kwargs']
+    direct = metrics.run_metric('swd', G=G, dataset_kwargs=kwargs, num_gen=NUM_GEN, progress=False)['swd']
+    assert data['swd'] == pytest.approx(direct, abs=0.006)
+
+    card = (models / 'tiny-sg3t.md').read_text()
+    for text in ('# tiny-sg3t — StyleGAN3-T, 16x16 (INTERIM)', '**Interim snapshot', '(tiny-sg3t.grid.png)',
+                 '## Data and commands', 'models/train_bundled.sh', '## Configuration', '--sg3-layers 4',
+                 'float32 storage', '## Training', 'over 3 training process(es)', '2 CPU cores',
+                 '## Metrics (interim)', f'{EQ_SAMPLES} samples (reduced-count stand-in for 50k)',
+                 '## Texture sticking', '(sticking-average.png)', f'{NUM_IMAGES} images', '```\n\n## Configuration',
+                 '| render FPS | ', '1 thread; CPU ', 'load average'):
+        assert text in card, text
+    assert 'sticking-strips.png' not in card                    # only panels that exist are linked
+    assert 'x-flips on (16)' in card
+
+    # Rerun: every metric comes from the run folder's cache; --final drops the interim marks.
+    result = invoke(mb, *common, '--eq-samples', EQ_SAMPLES, '--skip-fps', '--final',
+                    '--description', 'Tiny random blobs.')
+    assert result.exit_code == 0, result.output
+    assert result.output.count('(cached in') == 7
+    again = json.loads((models / 'tiny-sg3t.json').read_text())
+    assert again['interim'] is False and again['render_fps'] is None and again['swd'] == data['swd']
+    card = (models / 'tiny-sg3t.md').read_text()
+    assert 'INTERIM' not in card and 'Interim' not in card and 'Tiny random blobs.' in card
+    assert not list(models.glob('.*tmp*'))                      # atomic writes leave no temp files
+
+
+def test_errors_are_one_sentence(mb, fake, tmp_path):
+    run, models = fake
+    base = ['--name', 'tiny-sg3t', '--num-gen', NUM_GEN, '--models-dir', models]
+    cases = [
+        (['--run', tmp_path / 'nope', '--snapshot-kimg', 8], 'run folder'),
+        (['--run', run, '--snapshot-kimg', 4], 'has no network-snapshot-000004.pt (snapshots there: 000000, 000008)'),
+        (['--run', run, '--snapshot-kimg', 0], 'was exported from network-snapshot-000008.pt'),
+        (['--run', run, '--snapshot-kimg', 8, '--name', 'other'], 'no bundled model other'),
+    ]
+    for args, expected in cases:
+        result = CliRunner().invoke(mb.main, [str(a) for a in base + args])
+        assert result.exit_code == 1, result.output
+        assert expected in result.output and 'Traceback' not in result.output
+        assert result.output.strip().count('\n') == 0
+    assert sorted(p.name for p in models.iterdir()) == ['tiny-sg3t.safetensors']    # nothing written
