@@ -43,8 +43,6 @@ FIRST_SNAPSHOT = 'network-snapshot-000000.pt'
 STICKING_PANELS = ('sticking-average.png', 'sticking-strips.png')
 CFG_TITLES = {'stylegan3-t': 'StyleGAN3-T', 'stylegan3-r': 'StyleGAN3-R',
               'stylegan2-fourier': 'StyleGAN2 with Fourier input', 'stylegan2': 'StyleGAN2'}
-DEFAULT_DATA_DESCRIPTION = ('Noto Color Emoji (Apache-2.0, Debian `fonts-noto-color-emoji`), converted with '
-                            '`dataset_tool.py`, composited on white')
 
 
 def snapshot_file_name(kimg: int) -> str:
@@ -295,6 +293,7 @@ class Measurements:
     storage: str
     num_params: int
     g_kwargs: dict
+    d_kwargs: dict
     final: bool
     description: str | None
     data_description: str
@@ -344,30 +343,43 @@ def fmt(value, digits=1, unit='') -> str:
     return 'not measured' if value is None else f'{value:.{digits}f}{unit}'
 
 
+def number(value) -> str:
+    return f'{value:g}' if isinstance(value, (int, float)) else str(value)
+
+
+def train_command(options: dict) -> str:
+    """The train.py network/training options of the run, as recorded in training_options.json."""
+    net, aug = options.get('network') or {}, options.get('augment') or {}
+    gamma = (options.get('loss') or {}).get('r1_gamma')
+    parts = [f'--cfg {net.get("cfg")}', f'--cbase {net.get("cbase")}', f'--cmax {net.get("cmax")}']
+    if net.get('sg3_layers') and str(net.get('cfg')).startswith('stylegan3'):
+        parts.append(f'--sg3-layers {net["sg3_layers"]}')
+    parts += [f'--map-depth {net.get("map_depth")}', f'--w-dim {net.get("w_dim")}',
+              f'--batch {options.get("batch_size")}', f'--gamma {gamma:g}' if gamma is not None else '',
+              f'--mirror {int(bool(options["training_set_kwargs"].get("xflip")))}', f'--aug {aug.get("mode", "noaug")}']
+    if aug.get('mode') == 'ada' and aug.get('ada_kimg') is not None:
+        parts.append(f'--ada-kimg {aug["ada_kimg"]:g}')
+    return 'train.py ' + ' '.join(p for p in parts if p)
+
+
 def card_config(m: Measurements) -> str:
-    net, opts = m.options.get('network', {}), m.options
-    aug, loss = opts.get('augment') or {}, opts.get('loss') or {}
-    cfg = net.get('cfg', '?')
-    layers = f' --sg3-layers {net["sg3_layers"]}' if net.get('sg3_layers') and cfg.startswith('stylegan3') else ''
-    ada = f' --ada-kimg {aug["ada_kimg"]:g}' if aug.get('mode') == 'ada' else ''
-    cmd = (f'`train.py --cfg {cfg} --cbase {net.get("cbase")} --cmax {net.get("cmax")}{layers} '
-           f'--map-depth {net.get("map_depth")} --w-dim {net.get("w_dim")} --batch {opts.get("batch_size")} '
-           f'--gamma {loss.get("r1_gamma", "?"):g} --mirror {int(bool(opts["training_set_kwargs"].get("xflip")))} '
-           f'--aug {aug.get("mode", "noaug")}{ada}`')
-    g = m.g_kwargs
+    aug, g, d = m.options.get('augment') or {}, m.g_kwargs, m.d_kwargs
+    gamma = (m.options.get('loss') or {}).get('r1_gamma')
     g_layers = f', {g["num_layers"]} synthesis layers' if 'num_layers' in g else ''
+    ada = (f' (target {number(aug.get("target"))}, --ada-kimg {number(aug.get("ada_kimg"))})'
+           if aug.get('mode') == 'ada' else '')
     size = m.bundle.stat().st_size
-    return '\n'.join([
-        '## Configuration', '', cmd + ' (options as recorded in the run\'s `training_options.json`).', '',
-        '| | |', '| --- | --- |',
-        f'| G channels | channel_base {g.get("channel_base")}, channel_max {g.get("channel_max")}{g_layers} |',
-        f'| z / w | {g.get("z_dim")} / {g.get("w_dim")}, {g.get("mapping_kwargs", {}).get("num_layers", "?")} mapping layers |',
-        f'| G parameters | {m.num_params / 1e6:.2f} M ({m.num_params}) |',
-        f'| batch, R1 gamma | {opts.get("batch_size")}, {loss.get("r1_gamma", "?"):g} |',
-        f'| augmentation | {aug.get("mode", "none")}' + (f' (target {aug.get("target")}, --ada-kimg {aug["ada_kimg"]:g})'
-                                                          if aug.get('mode') == 'ada' else '') + ' |',
-        f'| bundled file | `{m.bundle.name}`: {m.storage} storage, {size} bytes ({size / 2**20:.2f} MiB) |',
-        ''])
+    rows = [('G channels', f'channel_base {g.get("channel_base")}, channel_max {g.get("channel_max")}{g_layers}'),
+            ('D channels', f'channel_base {d.get("channel_base")}, channel_max {d.get("channel_max")}' if d else '?'),
+            ('z / w', f'{g.get("z_dim")} / {g.get("w_dim")}, '
+                      f'{(g.get("mapping_kwargs") or {}).get("num_layers", "?")} mapping layers'),
+            ('G parameters', f'{m.num_params / 1e6:.2f} M ({m.num_params})'),
+            ('batch, R1 gamma', f'{m.options.get("batch_size")}, {number(gamma)}'),
+            ('augmentation', f'{aug.get("mode", "none")}{ada}'),
+            ('bundled file', f'`{m.bundle.name}`: {m.storage} storage, {size} bytes ({size / 2**20:.2f} MiB)')]
+    return '\n'.join(['## Configuration', '',
+                      f'`{train_command(m.options)}` (as recorded in the run\'s `training_options.json`):', '',
+                      '| | |', '| --- | --- |', *[f'| {k} | {v} |' for k, v in rows], ''])
 
 
 def card_training(m: Measurements) -> str:
@@ -464,12 +476,13 @@ def load_first_quality(run_dir, num_gen, dataset_kwargs, device) -> dict:
     return out
 
 
-def exact_kimg(snapshot: pathlib.Path, kimg: int) -> float:
-    """The snapshot's exact progress from its metadata (file names round down to whole kimg)."""
+def snapshot_info(snapshot: pathlib.Path, kimg: int) -> tuple[float, dict]:
+    """(exact kimg from the metadata, D's init kwargs): file names round progress down to whole kimg."""
     import torch
     data = torch.load(snapshot, map_location='cpu', weights_only=True, mmap=True)
     nimg = (data.get('metadata') or {}).get('cur_nimg')
-    return nimg / 1000 if nimg is not None else float(kimg)
+    d_kwargs = (data.get('D') or {}).get('init_kwargs') or {}
+    return (nimg / 1000 if nimg is not None else float(kimg)), d_kwargs
 
 
 @click.command(help=__doc__)
@@ -483,11 +496,12 @@ def exact_kimg(snapshot: pathlib.Path, kimg: int) -> float:
               help='Samples of each EQ metric (50000 = the full metric).')
 @click.option('--skip-eq', is_flag=True, help='Do not measure the EQ metrics (null in the JSON).')
 @click.option('--skip-fps', is_flag=True, help='Do not measure render FPS (null in the JSON).')
-@click.option('--fps-frames', type=click.IntRange(min=1), default=30, show_default=True, help='Frames rendered for FPS.')
+@click.option('--fps-frames', type=click.IntRange(min=1), default=30, show_default=True,
+              help='Frames rendered for FPS.')
 @click.option('--final', is_flag=True, help='The last snapshot of the model: no interim warning, interim false.')
 @click.option('--description', default=None, help='One paragraph describing what the samples look like.')
-@click.option('--data-description', default=DEFAULT_DATA_DESCRIPTION, show_default=True,
-              help='Where the training images come from (card, "Data and commands").')
+@click.option('--data-description', default=None,
+              help='Where the training images come from [default: the "dataset" note export_bundled.py stored].')
 @click.option('--machine', default='2 CPU cores', show_default=True, help='Training machine for the card.')
 @click.option('--models-dir', type=click.Path(file_okay=False, path_type=pathlib.Path), default=MODELS,
               show_default=True, help='Folder of the bundled file; the JSON and card are written there.')
@@ -497,54 +511,69 @@ def main(name, run_dir, snapshot_kimg: int, num_gen, eq_samples, skip_eq, skip_f
     from torch_utils import network_files
     from torch_utils.misc import resolve_device
 
-    options = read_run(run_dir)
-    snapshot = require_snapshot(run_dir, snapshot_kimg)
-    bundle = bundled_file(models_dir, name)
-    meta = export_metadata(bundle)
-    check_source(bundle, meta, snapshot)
-    log = run_dir / 'log.txt'
-    if not log.is_file():
-        raise click.ClickException(f'{run_dir} has no log.txt (needed for the training time).')
+    inputs = open_inputs(name, run_dir, snapshot_kimg, models_dir)
     try:
-        time = training_time(log.read_text(), exact_kimg(snapshot, snapshot_kimg))
         device = resolve_device(device)
     except ValueError as exc:
-        raise click.ClickException(f'{exc}') from None
-    dataset_kwargs = dict(options.get('training_set_kwargs') or {})
-    if not dataset_kwargs.get('path') or not pathlib.Path(dataset_kwargs['path']).exists():
-        raise click.ClickException(f'the run\'s dataset {dataset_kwargs.get("path")} does not exist.')
-    from metrics.data import open_dataset
-    num_real = len(open_dataset(dataset_kwargs))
-
+        raise click.ClickException(str(exc)) from None
+    data_kwargs, bundle = inputs['dataset_kwargs'], inputs['bundle']
     G = network_files.load_generator(bundle)
-    key = f'{bundle.name}@sha256:{file_digest(bundle)[:16]}'   # re-exports get new results
-    quality = {k: measure(G, k, key, num_gen, run_dir, dataset_kwargs, device) for k in QUALITY_METRICS}
-    quality_first = load_first_quality(run_dir, num_gen, dataset_kwargs, device)
-    eq = {}
-    if not skip_eq:
-        from metrics import equivariance
-        if equivariance.supports_equivariance(G):
-            eq = {k: measure(G, k, key, eq_samples, run_dir, None, device) for k in EQ_METRICS}
-        else:
-            click.echo(f'{name} has no input transform: EQ metrics do not apply.')
+    key = f'{bundle.name}@sha256:{file_digest(bundle)[:16]}'   # a re-exported file gets new results
+    quality = {k: measure(G, k, key, num_gen, run_dir, data_kwargs, device) for k in QUALITY_METRICS}
+    quality_first = load_first_quality(run_dir, num_gen, data_kwargs, device)
+    eq = {} if skip_eq else measure_equivariance(G, name, key, eq_samples, run_dir, device)
     speed = None if skip_fps else render_speed(bundle, fps_frames)
-    record = network_files.network_record(G)
     m = Measurements(
-        name=name, snapshot=snapshot, options=options, num_real=num_real, quality=quality,
-        quality_first=quality_first, eq=eq, eq_samples=eq_samples if eq else None, num_gen=num_gen,
-        speed=speed, time=time, bundle=bundle, storage=meta.get('storage') or storage_dtypes(bundle),
-        num_params=sum(p.numel() for p in G.parameters()), g_kwargs=record['init_kwargs'], final=final,
-        description=description, data_description=data_description, machine=machine,
-        command=reproduce_command(name, run_dir, snapshot_kimg, num_gen, eq_samples, skip_eq, final))
+        name=name, snapshot=inputs['snapshot'], options=inputs['options'], num_real=inputs['num_real'],
+        quality=quality, quality_first=quality_first, eq=eq, eq_samples=eq_samples if eq else None,
+        num_gen=num_gen, speed=speed, time=inputs['time'], bundle=bundle, storage=storage_dtypes(bundle),
+        num_params=sum(p.numel() for p in G.parameters()), g_kwargs=network_files.network_record(G)['init_kwargs'],
+        d_kwargs=inputs['d_kwargs'], final=final, description=description,
+        data_description=data_description or inputs['data_note'] or 'Training images',
+        machine=machine, command=reproduce_command(name, run_dir, snapshot_kimg, num_gen, eq_samples, skip_eq, final))
     data = metrics_json(m)
     atomic_write_text(models_dir / f'{name}.json', json.dumps(data, indent=2) + '\n')
     atomic_write_text(models_dir / f'{name}.md', model_card(m, models_dir))
     click.echo(json.dumps(data))
 
 
+def open_inputs(name, run_dir: pathlib.Path, kimg: int, models_dir: pathlib.Path) -> dict:
+    """Check everything the measurement needs before any slow step; one-sentence errors."""
+    options = read_run(run_dir)
+    snapshot = require_snapshot(run_dir, kimg)
+    bundle = bundled_file(models_dir, name)
+    meta = export_metadata(bundle)
+    check_source(bundle, meta, snapshot)
+    log = run_dir / 'log.txt'
+    if not log.is_file():
+        raise click.ClickException(f'{run_dir} has no log.txt (needed for the training time).')
+    dataset_kwargs = dict(options.get('training_set_kwargs') or {})
+    if not dataset_kwargs.get('path') or not pathlib.Path(dataset_kwargs['path']).exists():
+        raise click.ClickException(f'the run\'s dataset {dataset_kwargs.get("path")} does not exist.')
+    from metrics.data import open_dataset
+    try:
+        exact, d_kwargs = snapshot_info(snapshot, kimg)
+        time = training_time(log.read_text(), exact)
+        num_real = len(open_dataset(dataset_kwargs))
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    return dict(options=options, snapshot=snapshot, bundle=bundle, time=time, d_kwargs=d_kwargs,
+                dataset_kwargs=dataset_kwargs, num_real=num_real, data_note=meta.get('dataset'))
+
+
+def measure_equivariance(G, name, key, samples, run_dir, device) -> dict:
+    """EQ-T (integer, fractional) and EQ-R PSNRs; {} for a generator without an input transform."""
+    from metrics import equivariance
+    if not equivariance.supports_equivariance(G):
+        click.echo(f'{name} has no input transform: EQ metrics do not apply.')
+        return {}
+    return {k: measure(G, k, key, samples, run_dir, None, device) for k in EQ_METRICS}
+
+
 def reproduce_command(name, run_dir, kimg, num_gen, eq_samples, skip_eq, final) -> str:
     parts = ['python models/measure_bundled.py', f'--name {shlex.quote(name)}', f'--run {shlex.quote(str(run_dir))}',
-             f'--snapshot-kimg {kimg}', f'--num-gen {num_gen}', '--skip-eq' if skip_eq else f'--eq-samples {eq_samples}']
+             f'--snapshot-kimg {kimg}', f'--num-gen {num_gen}',
+             '--skip-eq' if skip_eq else f'--eq-samples {eq_samples}']
     if final:
         parts.append('--final')
     return ' \\\n    '.join(parts)

@@ -110,7 +110,7 @@ def export(run: pathlib.Path, models: pathlib.Path, name='tiny-sg3t', kimg=8):
     G = network_files.load_generator(run / f'network-snapshot-{kimg:06d}.pt')
     network_files.export_safetensors(G, models / f'{name}.safetensors',
                                      metadata={'source_snapshot': f'network-snapshot-{kimg:06d}.pt',
-                                               'storage': 'float32'})
+                                               'storage': 'float32', 'dataset': 'tiny blobs (test)'})
 
 
 def invoke(mb, *args):
@@ -156,7 +156,8 @@ def test_cli_writes_metrics_json_and_card(mb, fake):
                  '## Data and commands', 'models/train_bundled.sh', '## Configuration', '--sg3-layers 4',
                  'float32 storage', '## Training', 'over 3 training process(es)', '2 CPU cores',
                  '## Metrics (interim)', f'{EQ_SAMPLES} samples (reduced-count stand-in for 50k)',
-                 '## Texture sticking', '(sticking-average.png)', f'{NUM_IMAGES} images', '```\n\n## Configuration',
+                 '## Texture sticking', '(sticking-average.png)', f'tiny blobs (test): `data`, {NUM_IMAGES} images',
+                 '```\n\n## Configuration', '| D channels | channel_base 256, channel_max 16 |',
                  '| render FPS | ', '1 thread; CPU ', 'load average'):
         assert text in card, text
     assert 'sticking-strips.png' not in card                    # only panels that exist are linked
