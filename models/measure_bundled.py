@@ -239,9 +239,10 @@ def measure(G, metric: str, key: str, num_gen: int, run_dir: pathlib.Path, datas
         click.echo(f'{metric} of {key}: {cached:.4g} (cached in {run_dir.name}/metric-{metric}.jsonl)')
         return cached
     import metrics
+    click.echo(f'measuring {metric} of {key} ({num_gen} samples)...')
     try:
         results = metrics.run_metric(metric, G=G, dataset_kwargs=dataset_kwargs, num_gen=num_gen, device=device,
-                                     run_dir=run_dir, snapshot=key, progress=False)
+                                     run_dir=run_dir, snapshot=key)
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(f'{metric} of {key}: {exc}') from None
     click.echo(f'{metric} of {key}: {results[metric]:.4g}')
