@@ -109,9 +109,12 @@ def _interp_video(G, seeds, shuffle_seed, grid, num_keyframes, w_frames, kind, t
 @click.option('--untransform', is_flag=True, help='compare: warp each frame back by the input transform.')
 @click.option('--output', required=True, type=click.Path(dir_okay=False), help='.mp4 for interp/compare, .png for average/strips.')
 @click.option('--fps', type=int, default=30, show_default=True)
+@click.option('--zoom', type=click.IntRange(min=1), default=1, show_default=True,
+              help='Enlarge every image this many times (nearest neighbour): sharp panels of small models.')
 @click.option('--device', default='auto', show_default=True, help='auto, cpu or cuda.')
 def main(networks, labels, mode, seeds, shuffle_seed, grid, num_keyframes, w_frames, kind, trunc, num_samples,
-         radius, num_frames, axis, latent_speed, translate_speed, rotate_speed, untransform, output, fps, device):
+         radius, num_frames, axis, latent_speed, translate_speed, rotate_speed, untransform, output, fps, zoom,
+         device):
     """Generate latent-interpolation videos and texture-sticking comparisons."""
     try:
         seeds = misc.parse_range(seeds)
@@ -141,11 +144,11 @@ def _dispatch(mode, gens, networks, names, seeds, output, fps, opt):
             raise click.BadParameter('--mode interp takes exactly one --network.')
         frames = _interp_video(gens[0], seeds, opt['shuffle_seed'], _parse_grid(opt['grid']), opt['num_keyframes'],
                                opt['w_frames'], opt['kind'], opt['trunc'], opt['device'])
-        sticking.write_video(output, frames, fps)
+        sticking.write_video(output, [sticking.zoom(f, opt['zoom']) for f in frames], fps)
     elif mode == 'average':
         panels = [sticking.neighbourhood_average(G, seeds[0], opt['num_samples'], opt['radius'], opt['trunc'], opt['device'])
                   for G in gens]
-        sticking.write_png(output, sticking.label_panels(panels, names))
+        sticking.write_png(output, sticking.label_panels([sticking.zoom(p, opt['zoom']) for p in panels], names))
     else:
         compare = mode == 'compare'     # strips: latent motion and translation only, never warped back
         per_net = [sticking.path_frames(net, seeds[0], opt['num_frames'], opt['latent_speed'], opt['translate_speed'],
@@ -153,10 +156,10 @@ def _dispatch(mode, gens, networks, names, seeds, output, fps, opt):
                                         opt['trunc'], opt['device'])
                    for net in tqdm.tqdm(networks, desc='networks')]
         if compare:
-            frames = [sticking.label_panels(list(row), names) for row in zip(*per_net)]
+            frames = [sticking.label_panels([sticking.zoom(f, opt['zoom']) for f in row], names) for row in zip(*per_net)]
             sticking.write_video(output, frames, fps)
         else:
-            strips = [sticking.pixel_strip(frames, opt['axis']) for frames in per_net]
+            strips = [sticking.zoom(sticking.pixel_strip(frames, opt['axis']), opt['zoom']) for frames in per_net]
             sticking.write_png(output, sticking.label_panels(strips, names))
 
 

@@ -94,6 +94,14 @@ def pixel_strip(frames: list, axis: str = 'column') -> np.ndarray:
     raise ValueError(f"axis must be 'column' or 'row', got {axis!r}.")
 
 
+def zoom(image: np.ndarray, factor: int) -> np.ndarray:
+    """Nearest-neighbour enlargement of a uint8 image [H, W, 3] (pixels stay sharp squares, so
+    stuck details of a 64x64 model remain visible in a README)."""
+    if factor == 1:
+        return image
+    return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
+
+
 def label_panels(panels: list, labels: list, gap: int = 4, header: int = 14) -> np.ndarray:
     """Place uint8 panels [H, W, 3] side by side on white with a text label above each."""
     height = max(p.shape[0] for p in panels)

@@ -83,6 +83,17 @@ def test_strips_and_average_panels(tmp_path):
     assert Image.open(avg).size == (16, 30)
 
 
+def test_zoom_enlarges_panels_by_pixel_replication(tmp_path):
+    plain, zoomed = tmp_path / 'avg1.png', tmp_path / 'avg3.png'
+    for path, extra in ((plain, []), (zoomed, ['--zoom', '3'])):
+        res = _run('--mode', 'average', '--network', SG3, '--num-samples', '4', '--output', path, *extra)
+        assert res.exit_code == 0, res.output
+    small = np.asarray(Image.open(plain))[14:]           # below the 14-pixel label row
+    big = np.asarray(Image.open(zoomed))
+    assert big.shape == (16 * 3 + 14, 16 * 3, 3)
+    assert np.array_equal(big[14:], np.repeat(np.repeat(small, 3, axis=0), 3, axis=1))
+
+
 def test_compare_video_untransform_keeps_integer_shift_still(tmp_path):
     out = tmp_path / 'cmp.mp4'
     res = _run('--mode', 'compare', '--network', SG3, '--frames', '3', '--latent-speed', '0',
