@@ -8,6 +8,10 @@ train.py sets things up. Each case runs in its own process (clean peak RSS), onc
 STYLEGAN_OPS_IMPL=ref and once with native; one JSON line per (cfg, config):
 {cfg, config, ref_s_per_kimg, native_s_per_kimg, speedup, peak_rss_gb, ref_peak_rss_gb, ...}.
 
+`speedup_limit` = ref t_main / native dense_main: the seconds of a native main step spent
+inside torch's convolutions and matmuls (forward and backward), which both backends share, bound
+how much faster the native ops can make the step.
+
 Seconds per kimg are amortised over the lazy regularisation schedule: a main-only step (t_main),
 a step with the G path-length phase (t_G, every 4th step for StyleGAN2) and a step with every
 phase (t_all, every 16th) are timed after one warm-up step, and
@@ -23,6 +27,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+from torch.utils._python_dispatch import TorchDispatchMode
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -61,6 +67,12 @@ def run_case(cfg: str, config: str, threads: int) -> dict:
             start = time.perf_counter()
             tl.train_step(run)
             timings[name] = time.perf_counter() - start
+        # Seconds of a main-only step spent inside torch's dense convolutions / matmuls (forward
+        # and backward), which both ops backends share (see speedup_limit in main()).
+        run.progress.batch_idx = 1
+        with DenseTime() as dense:
+            tl.train_step(run)
+        timings['dense_main'] = dense.seconds
     g_interval = conf.optim.G_reg_interval or 1
     t_main, t_g, t_all = timings['t_main'], timings['t_G'], timings['t_all']
     if g_interval == 1:  # StyleGAN3: no separate G regularisation phase
@@ -69,6 +81,26 @@ def run_case(cfg: str, config: str, threads: int) -> dict:
     return {'s_per_kimg': per_step * 1000 / BATCH, 's_per_step': per_step,
             'steps': {k: round(v, 3) for k, v in timings.items()},
             'peak_rss_gb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20}
+
+
+class DenseTime(TorchDispatchMode):
+    """Wall time spent inside convolutions (forward and backward) and matrix products with more
+    than one input channel, i.e. the dense work that does not depend on the ops backend."""
+
+    DENSE = ('convolution', 'convolution_backward', 'mm', 'addmm', 'bmm')
+
+    def __init__(self):
+        super().__init__()
+        self.seconds = 0.0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        start = time.perf_counter()
+        out = func(*args, **(kwargs or {}))
+        name = func.overloadpacket.__name__
+        weight = args[2] if name == 'convolution_backward' else args[1] if name == 'convolution' else None
+        if name in self.DENSE and not (weight is not None and weight.shape[1] == 1):
+            self.seconds += time.perf_counter() - start
+        return out
 
 
 def spawn_case(cfg, config, impl, threads, timeout) -> dict:
@@ -112,6 +144,9 @@ def main():
                     'speedup': (ref['s_per_kimg'] / native['s_per_kimg'])
                     if 's_per_kimg' in ref and 's_per_kimg' in native else None,
                     'peak_rss_gb': native.get('peak_rss_gb'), 'ref_peak_rss_gb': ref.get('peak_rss_gb'),
+                    # Even with free ops, a main step cannot beat its dense (shared) work:
+                    'speedup_limit': (ref['steps']['t_main'] / native['steps']['dense_main'])
+                    if 'steps' in ref and 'steps' in native else None,
                     'native_steps': native.get('steps'), 'ref_steps': ref.get('steps')}
             for name, result in (('native', native), ('ref', ref)):
                 if 'error' in result:
