@@ -19,8 +19,14 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed
 
+# The main job: the visualizer on the bundled StyleGAN3-T model (a window when there is a display;
+# otherwise rendered offscreen for 60 frames into out/demo/visualizer.png), after 8 sample PNGs.
 demo: setup
 	$(PY) gen_images.py --network emoji-sg3t --seeds 0-7 --outdir out/demo
+	@if [ -n "$$DISPLAY" ]; then $(PY) -m visualizer; else \
+	  echo "No display: rendering the visualizer offscreen into out/demo/visualizer.png"; \
+	  $(PY) -m visualizer --offscreen --frames 60 --screenshot out/demo/visualizer.png \
+	    --report out/demo/visualizer.json; fi
 
 test: setup
 	$(PY) -m pytest -q
