@@ -144,3 +144,16 @@ def test_offscreen_script_mode_screenshot_contains_the_image(tmp_path, tiny_sg3)
     expected = Renderer().render(RenderArgs(network=tiny_sg3, seed=3, translate=(0.125, 0))).image
     assert image.shape == expected.shape
     assert np.abs(image.astype(int) - expected).max() <= 1
+
+
+def test_default_network_is_the_stylegan3_t_model(monkeypatch):
+    """`python -m visualizer` without arguments opens the StyleGAN3-T bundled model, whatever
+    other bundled models exist (issue #8)."""
+    from torch_utils import bundled
+    from visualizer import __main__ as entry
+    monkeypatch.setattr(bundled, 'model_names', lambda: ['emoji-sg2f', 'emoji-sg3r', 'emoji-sg3t', 'faces-stylegan2'])
+    assert entry.default_network() == ('emoji-sg3t', None)
+    assert entry.bundled_models() == ['emoji-sg3t', 'emoji-sg3r', 'emoji-sg2f', 'faces-stylegan2']
+    monkeypatch.setattr(bundled, 'model_names', lambda: [])
+    network, notice = entry.default_network()
+    assert network == entry.RANDOM_FALLBACK and 'No bundled model' in notice
