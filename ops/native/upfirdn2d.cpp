@@ -60,6 +60,77 @@ class SeparablePlanes {
   PassScratch<T> scratch_;
 };
 
+// Small planes without up-sampling (StyleGAN2's 4-tap blur and skip down-sampling of many
+// 8-64 px maps): a group of planes is copied once into one zero-padded buffer, and each filter
+// pass is then a single multiply-add loop over the whole buffer (tap t reads the buffer shifted
+// by t samples, or t padded rows), with no per-row or per-plane work. Outputs that straddle a
+// row or plane border are computed and ignored; with down-sampling every output position is
+// computed and only the kept ones are copied out. That waste is cheaper than per-row
+// bookkeeping at these sizes.
+template <typename T>
+class FlatPlanes {
+ public:
+  static bool applies(const Axis& ax, const Axis& ay, const Filter2d<T>& f) {
+    return f.separable() && ax.up == 1 && ay.up == 1 && ax.pad0 >= 0 && ay.pad0 >= 0 &&
+           ax.n_in * ay.n_in <= 64 * 64;
+  }
+
+  FlatPlanes(const Axis& ax, const Axis& ay, const Filter2d<T>& f, int64_t max_group)
+      : ax_(ax), ay_(ay), f_(f),
+        // Padded sizes cover every sample an output reads: (n_out-1)*down + taps.
+        wp_(std::max(ax.pad0 + ax.n_in, (ax.n_out - 1) * ax.down + ax.taps)),
+        hp_(std::max(ay.pad0 + ay.n_in, (ay.n_out - 1) * ay.down + ay.taps)),
+        group_(std::max<int64_t>(1, std::min(max_group, kGroupSamples / (wp_ * hp_)))),
+        // Slack after the last plane: the passes read up to taps - 1 samples / rows beyond it.
+        slack_(round_up(ax.taps + ay.taps * wp_, kRowPad)),
+        buf_(group_ * hp_ * wp_ + slack_, T(0)), tmp_(buf_.size(), T(0)),
+        ptrs_(std::max(ax.taps, ay.taps)), w_(ptrs_.size()) {}
+
+  int64_t group() const { return group_; }
+
+  // Planes [0, count) of x (count <= group()) into y.
+  void run(const T* x, T* y, int64_t count) {
+    const int64_t plane = hp_ * wp_, n = count * plane;
+    for (int64_t p = 0; p < count; ++p)  // the borders stay zero from construction
+      for (int64_t r = 0; r < ay_.n_in; ++r)
+        std::copy(x + (p * ay_.n_in + r) * ax_.n_in, x + (p * ay_.n_in + r + 1) * ax_.n_in,
+                  buf_.data() + p * plane + (r + ay_.pad0) * wp_ + ax_.pad0);
+    pass(buf_.data(), f_.x, ax_.taps, 1, tmp_.data(), n);     // along x
+    pass(tmp_.data(), f_.y, ay_.taps, wp_, buf_.data(), n);    // along y, back into buf_
+    for (int64_t p = 0; p < count; ++p) {
+      for (int64_t o = 0; o < ay_.n_out; ++o) {
+        const T* src = buf_.data() + p * plane + o * ay_.down * wp_;
+        T* dst = y + (p * ay_.n_out + o) * ax_.n_out;
+        if (ax_.down == 1) {
+          std::copy(src, src + ax_.n_out, dst);
+        } else {
+          for (int64_t j = 0; j < ax_.n_out; ++j) dst[j] = src[j * ax_.down];
+        }
+      }
+    }
+    // The y pass overwrote the padding of buf_ with filtered values: clear it for the next group.
+    std::fill(buf_.begin(), buf_.end(), T(0));
+  }
+
+ private:
+  static constexpr int64_t kGroupSamples = 1 << 16;  // ~256 KB per buffer (float): stays in L2
+
+  void pass(const T* src, const T* taps, int64_t k, int64_t stride, T* dst, int64_t n) {
+    for (int64_t t = 0; t < k; ++t) {
+      ptrs_[t] = src + t * stride;
+      w_[t] = taps[t];
+    }
+    multi_axpy(ptrs_.data(), w_.data(), k, dst, n, false);
+  }
+
+  Axis ax_, ay_;
+  Filter2d<T> f_;
+  int64_t wp_, hp_, group_, slack_;
+  std::vector<T> buf_, tmp_;
+  std::vector<const T*> ptrs_;
+  std::vector<T> w_;
+};
+
 }  // namespace
 
 template <typename T>
@@ -70,6 +141,12 @@ void upfirdn2d_cpu(const T* x, T* y, int64_t planes, const Axis& ax, const Axis&
   const int64_t in_plane = ax.n_in * ay.n_in, out_plane = ax.n_out * ay.n_out;
   const int64_t work = planes * ay.n_out * ax.n_out * (f.kx + f.ky) + planes * ay.n_in * ax.n_in;
   parallel_for(planes, threads_for(work, threads), [&](int64_t begin, int64_t end) {
+    if (FlatPlanes<T>::applies(ax, ay, f)) {
+      FlatPlanes<T> flat(ax, ay, f, end - begin);
+      for (int64_t p = begin; p < end; p += flat.group())
+        flat.run(x + p * in_plane, y + p * out_plane, std::min(flat.group(), end - p));
+      return;
+    }
     if (f.separable()) {
       SeparablePlanes<T> sep(rows, cols, f);  // per-thread buffers, reused across planes
       for (int64_t p = begin; p < end; ++p) sep.plane(x + p * in_plane, y + p * out_plane);

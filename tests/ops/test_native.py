@@ -461,3 +461,19 @@ def _upfirdn_in_child(x, f):
     # Returned as numpy: sending a torch tensor back copies it with torch's OpenMP threads,
     # which hang in a child forked after other Python threads used them (a libgomp limit).
     return y.numpy()
+
+
+@pytest.mark.parametrize('down,padding', [((1, 1), [1, 2, 2, 1]), ((2, 2), [1, 1, 1, 1]),
+                                          ((2, 1), [0, 3, 2, 0]), ((1, 2), [2, 1, 0, 0])])
+def test_many_small_planes_match_ref(down, padding):
+    """Small planes without up-sampling take the flat multi-plane kernel (FlatPlanes in
+    upfirdn2d.cpp); 150 planes of 20x23 span two plane groups of its buffer."""
+    gen = torch.Generator().manual_seed(11)
+    x = torch.randn([3, 50, 20, 23], generator=gen, dtype=torch.float64)
+    f = torch.tensor([1.0, 3.0, 3.0, 1.0], dtype=torch.float64)
+    f2d = torch.outer(f, f) / 64    # exactly separable: runs separably, as StyleGAN2's filters
+    for filt in (f / 8, f2d):
+        want = upfirdn2d.upfirdn2d(x, filt, down=down, padding=padding, gain=1.5, impl='ref')
+        got = functions._upfirdn2d_raw(x, functions._correlation_taps(filt, False, 1.5, x.dtype),
+                                       (1, 1), down, tuple(padding))
+        assert_close(got, want, f'down {down} padding {padding}')
