@@ -52,13 +52,15 @@ def bench_renderer(network, frames, threads) -> dict:
             'render_cpu_ms': 1000 * cpu / frames, 'threads': threads}
 
 
-def bench_gui(network, seconds, offscreen, threads) -> dict:
+def bench_gui(network, seconds, offscreen, threads, fps_limit=None) -> dict:
     """GUI FPS with the latent animating (new args every frame) and the worker rendering."""
     from visualizer import gl_utils
     gl_utils.select_platform(offscreen)
     from visualizer.app import VisualizerApp
     from visualizer.render_args import RenderArgs
     app = VisualizerApp(RenderArgs(network=network), offscreen=offscreen, render_threads=threads)
+    if fps_limit is not None:
+        app.settings.fps_limit = fps_limit
     try:
         app.wait_for_result(timeout=300)
         latent = next(w for w in app.widgets if w.title == 'Latent')
@@ -93,7 +95,8 @@ def bench_gui(network, seconds, offscreen, threads) -> dict:
 @click.option('--seconds', default=15.0, show_default=True, help='Duration of the GUI measurement.')
 @click.option('--offscreen/--display', default=None, help='Force offscreen (OSMesa) or the X display.')
 @click.option('--threads', type=int, help='Torch threads of the renderer [default: cores - 1].')
-def main(network, res, cbase, cmax, layers, frames, seconds, offscreen, threads):
+@click.option('--fps-limit', type=click.IntRange(min=0), help="GUI frame-rate cap [default: the app's].")
+def main(network, res, cbase, cmax, layers, frames, seconds, offscreen, threads, fps_limit):
     from visualizer.async_renderer import default_render_threads
     threads = threads or default_render_threads()
     with tempfile.TemporaryDirectory() as tmp:
@@ -104,7 +107,7 @@ def main(network, res, cbase, cmax, layers, frames, seconds, offscreen, threads)
             offscreen = not display_available()
         line = {'network': name, 'mode': 'renderer', **bench_renderer(path, frames, threads)}
         print(json.dumps(line), flush=True)
-        line = {'network': name, 'mode': 'gui+worker', 'offscreen': offscreen, **bench_gui(path, seconds, offscreen, threads)}
+        line = {'network': name, 'mode': 'gui+worker', 'offscreen': offscreen, **bench_gui(path, seconds, offscreen, threads, fps_limit)}
         print(json.dumps(line), flush=True)
 
 

@@ -48,7 +48,8 @@ def _write_report(app, path) -> None:
     gui = list(app.gui_frame_times)
     report = {
         'layout': app.layout, 'overlay': app.overlay_text, 'frames': app.frame_count,
-        'gui_fps': len(gui) / sum(gui) if gui else 0.0, 'latency_ms': app.latency_ms,
+        'gui_fps': len(gui) / sum(gui) if gui else 0.0, 'fps_limit': app.settings.fps_limit,
+        'latency_ms': app.latency_ms,
         'args': json.loads(json.dumps(app.args.__dict__, default=list)),
         'error': result.error if result else None, 'notice': result.notice if result else None,
         'timings': result.timings if result else {}, 'layers': [l.name for l in result.layers] if result else [],
@@ -85,8 +86,10 @@ def _run_script(app, frames: int, screenshot, save_image, report) -> None:
 @click.option('--set', 'settings', multiple=True, metavar='KEY=VALUE', help='Set a render argument, e.g. --set seed=3 --set translate=0.25,0 (repeatable).')
 @click.option('--args-json', type=click.Path(exists=True, dir_okay=False), help='Render arguments as a JSON object.')
 @click.option('--window-size', default='1280,800', show_default=True, help='Initial window size W,H.')
+@click.option('--fps-limit', type=click.IntRange(min=0), help='GUI frame-rate cap, 0 = none [default: the '
+              'Performance panel default].')
 def main(networks, capture_dir, browse_dir, device, in_process, render_threads, offscreen, frames, screenshot,
-         save_image, report, settings, args_json, window_size):
+         save_image, report, settings, args_json, window_size, fps_limit):
     """Interactive StyleGAN2/StyleGAN3 visualizer: latent interpolation, style mixing, truncation,
     input translation/rotation with untransform, feature maps and power spectra, live on CPU.
 
@@ -113,6 +116,8 @@ def main(networks, capture_dir, browse_dir, device, in_process, render_threads, 
     except gl_utils.NoDisplayError as error:
         click.echo(str(error), err=True)
         sys.exit(2)
+    if fps_limit is not None:
+        app.settings.fps_limit = fps_limit
     try:
         if script:
             _run_script(app, frames or 1, screenshot, save_image, report)

@@ -133,11 +133,11 @@ def test_offscreen_script_mode_screenshot_contains_the_image(tmp_path, tiny_sg3)
     shot, report = tmp_path / 'gui.png', tmp_path / 'report.json'
     cmd = [sys.executable, '-m', 'visualizer', tiny_sg3, '--offscreen', '--in-process', '--frames', '2',
            '--screenshot', str(shot), '--report', str(report), '--set', 'seed=3', '--set', 'translate=0.125,0',
-           '--window-size', '800,500']
+           '--window-size', '800,500', '--fps-limit', '25']
     result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     info = json.loads(report.read_text())
-    assert info['error'] is None and info['args']['seed'] == 3
+    assert info['error'] is None and info['args']['seed'] == 3 and info['fps_limit'] == 25
     x, y, w, h = info['layout']['view_rect']
     zoom = info['layout']['zoom']
     image = iio.imread(shot)[y + zoom // 2:y + h:zoom, x + zoom // 2:x + w:zoom]
