@@ -37,13 +37,28 @@ class AppSettings:
     capture_dir: str = 'captures'
 
 
+# GUI frame-rate cap when the networks render on the CPU: without a GPU the GUI's drawing and the
+# render worker share the cores, and at 60 GUI frames/s the drawing took ~0.7 of a core on a
+# 2-core machine (software OpenGL), leaving the bundled StyleGAN3-T at 20-25 rendered frames/s
+# instead of ~29 at 30 (benchmarks/visualizer.py). The image cannot change faster than the
+# renderer delivers it anyway.
+CPU_FPS_LIMIT = 30
+
+
+def default_fps_limit(device: str) -> int:
+    """60 when the renderer runs on a GPU, else CPU_FPS_LIMIT. For device 'auto' the GUI process
+    does not import torch (it stays light) and looks for the NVIDIA driver instead."""
+    on_gpu = device.startswith('cuda') or (device == 'auto' and pathlib.Path('/proc/driver/nvidia/version').exists())
+    return AppSettings.fps_limit if on_gpu else CPU_FPS_LIMIT
+
+
 class VisualizerApp:
     def __init__(self, args: RenderArgs, *, recent=(), browse_dirs=(), bundled_models=(), capture_dir='captures',
                  in_process=False, offscreen=False, window_size=BASE_SIZE, loader=None, notice=None,
                  render_threads=None, visible=True, open_panels=OPEN_BY_DEFAULT):
         self.args = args
         self.result: RenderResult | None = None
-        self.settings = AppSettings(capture_dir=str(capture_dir))
+        self.settings = AppSettings(capture_dir=str(capture_dir), fps_limit=default_fps_limit(str(args.device)))
         self.recent_networks = list(dict.fromkeys([n for n in [args.network, *recent] if n]))
         self.browse_dirs, self.bundled_models = list(browse_dirs), list(bundled_models)
         self.notice = notice

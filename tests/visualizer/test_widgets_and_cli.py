@@ -157,3 +157,11 @@ def test_default_network_is_the_stylegan3_t_model(monkeypatch):
     monkeypatch.setattr(bundled, 'model_names', lambda: [])
     network, notice = entry.default_network()
     assert network == entry.RANDOM_FALLBACK and 'No bundled model' in notice
+
+
+def test_gui_frame_rate_cap_leaves_cpu_to_the_renderer():
+    """Rendering on the CPU, the GUI draws at most 30 frames/s by default (it shares the cores
+    with the render worker); on a GPU 60."""
+    from visualizer.app import AppSettings, CPU_FPS_LIMIT, default_fps_limit
+    assert default_fps_limit('cpu') == CPU_FPS_LIMIT == 30
+    assert default_fps_limit('cuda:1') == AppSettings.fps_limit == 60
