@@ -20,6 +20,7 @@
 #include <cstring>
 #include <stdexcept>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace sgnative {
@@ -136,9 +137,19 @@ class RowPlan {
       phase_len_ = out_capacity() + (a.taps - 1) / a.down;
       prep_len_ = phase_len_ * a.down;
       acc_len_ = 0;
+      for (int64_t i = 0; i < a.taps; ++i) down_offsets_.push_back((i % a.down) * phase_len_ + i / a.down);
+      for (int64_t c = 0; c < a.down; ++c) {  // phase c holds real samples for q in [q0, q1)
+        const int64_t off = c - a.pad0;
+        const int64_t q0 = std::clamp<int64_t>(-floor_div(off, a.down), 0, phase_len_);
+        phase_ranges_.push_back({q0, std::clamp<int64_t>(floor_div(a.n_in - 1 - off, a.down) + 1, q0, phase_len_)});
+      }
       return;
     }
     mode_ = a.down == 1 ? kUpOnly : kGeneral;
+    for (int64_t r = 0; r < std::min(a.up, a.n_out); ++r) {
+      up_phases_.push_back(tap_phase(a, r));
+      up_lengths_.push_back(round_up((a.n_out - r + a.up - 1) / a.up, kRowPad));  // <= phase stride
+    }
     // Extended source row covering every index any output touches.
     lo_ = INT64_MAX;
     int64_t hi = INT64_MIN;
@@ -170,8 +181,7 @@ class RowPlan {
       for (int64_t c = 0; c < d; ++c) {
         T* dst = prep + c * phase_len_;
         const int64_t off = c - a_.pad0;
-        const int64_t q0 = std::clamp<int64_t>(-floor_div(off, d), 0, phase_len_);
-        const int64_t q1 = std::clamp<int64_t>(floor_div(a_.n_in - 1 - off, d) + 1, q0, phase_len_);
+        const int64_t q0 = phase_ranges_[c].first, q1 = phase_ranges_[c].second;
         std::fill(dst, dst + q0, T(0));
         const T* __restrict src = x + off;
         if (d == 1) {
@@ -204,8 +214,7 @@ class RowPlan {
   // Tap i reads phase i % down, shifted by i / down: a contiguous run per tap.
   template <typename T>
   void apply_down(const T* prep, const T* taps, T* out, bool accumulate, PassScratch<T>& sc) const {
-    const int64_t d = a_.down;
-    for (int64_t i = 0; i < a_.taps; ++i) sc.ptrs[i] = prep + (i % d) * phase_len_ + i / d;
+    for (int64_t i = 0; i < a_.taps; ++i) sc.ptrs[i] = prep + down_offsets_[i];
     multi_axpy(sc.ptrs.data(), taps, a_.taps, out, out_capacity(), accumulate);
   }
 
@@ -215,13 +224,12 @@ class RowPlan {
   void apply_up(const T* prep, const T* taps, T* out, bool accumulate, PassScratch<T>& sc) const {
     const int64_t u = a_.up, n = a_.n_out, stride = phase_stride();
     for (int64_t r = 0; r < std::min(u, n); ++r) {
-      const TapPhase p = tap_phase(a_, r);
+      const TapPhase& p = up_phases_[r];
       for (int64_t t = 0; t < p.count; ++t) {
         sc.ptrs[t] = prep + (p.src0 + t - lo_);
         sc.w[t] = taps[p.phi + u * t];
       }
-      const int64_t nq = round_up((n - r + u - 1) / u, kRowPad);  // <= stride
-      multi_axpy(sc.ptrs.data(), sc.w.data(), p.count, sc.acc.data() + r * stride, nq, false);
+      multi_axpy(sc.ptrs.data(), sc.w.data(), p.count, sc.acc.data() + r * stride, up_lengths_[r], false);
     }
     if (u == 2) return interleave<2>(sc.acc.data(), stride, out, n, accumulate);
     if (u == 4) return interleave<4>(sc.acc.data(), stride, out, n, accumulate);
@@ -264,6 +272,10 @@ class RowPlan {
 
   Axis a_;
   Mode mode_;
+  std::vector<TapPhase> up_phases_;  // apply_up: taps of output phase r (the same for every row)
+  std::vector<int64_t> down_offsets_;  // apply_down: where tap i starts in the prepared row
+  std::vector<std::pair<int64_t, int64_t>> phase_ranges_;  // prepare (down only): real q per phase
+  std::vector<int64_t> up_lengths_;  // apply_up: padded output count of phase r
   int64_t lo_ = 0, phase_len_ = 0, prep_len_ = 0, acc_len_ = 0;
 };
 
@@ -295,17 +307,27 @@ struct ColPlan {
 // A ring of rows computed on demand. Source rows are requested in non-decreasing order of their
 // first use and every request set spans at most `rows` consecutive indices, so a row computed
 // once stays valid until no later request can need it.
+// The slot count is a power of two so that a slot is found with a mask, not an integer division:
+// rows are looked up several times per output row, and divisions by a runtime value were hot
+// spots in perf profiles of filtered_lrelu (as were the per-row tap offsets, now precomputed).
 template <typename T>
 class RowRing {
  public:
-  RowRing(int64_t rows, int64_t len) : rows_(rows), len_(len), data_(rows * len), tag_(rows, -1) {}
-  T* slot(int64_t s) { return data_.data() + (s % rows_) * len_; }
-  bool has(int64_t s) const { return tag_[s % rows_] == s; }
-  void mark(int64_t s) { tag_[s % rows_] = s; }
+  RowRing(int64_t rows, int64_t len)
+      : mask_(pow2_at_least(rows) - 1), len_(len), data_((mask_ + 1) * len), tag_(mask_ + 1, -1) {}
+  T* slot(int64_t s) { return data_.data() + (s & mask_) * len_; }
+  bool has(int64_t s) const { return tag_[s & mask_] == s; }
+  void mark(int64_t s) { tag_[s & mask_] = s; }
   void reset() { std::fill(tag_.begin(), tag_.end(), -1); }
 
  private:
-  int64_t rows_, len_;
+  static int64_t pow2_at_least(int64_t n) {
+    int64_t p = 1;
+    while (p < n) p *= 2;
+    return p;
+  }
+
+  int64_t mask_, len_;
   std::vector<T> data_;
   std::vector<int64_t> tag_;
 };
