@@ -31,10 +31,10 @@ import sys
 import time
 
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from benchmarks.dense_work import DenseWork  # noqa: E402
 from ops import backend                    # noqa: E402
 from training import registry              # noqa: E402
 
@@ -53,37 +53,6 @@ def ops_impl(impl):
             os.environ.pop(ENV, None)
         else:
             os.environ[ENV] = saved
-
-
-def dense_flops(func, args, out) -> int:
-    """2*MACs of a convolution or matrix product; 0 for anything else, including
-    single-input-channel convolutions (FIR filter passes of the reference ops: not dense work)."""
-    packet = func.overloadpacket
-    if packet is torch.ops.aten.convolution:
-        w = args[1]
-        return 2 * out.numel() * w.shape[1] * math.prod(w.shape[2:]) if w.shape[1] > 1 else 0
-    if packet in (torch.ops.aten.mm, torch.ops.aten.addmm, torch.ops.aten.bmm):
-        a = args[-2] if packet is torch.ops.aten.addmm else args[0]
-        return 2 * out.numel() * a.shape[-1]
-    return 0
-
-
-class DenseWork(TorchDispatchMode):
-    """Counts the dense FLOPs of the calls inside and the wall time spent in those calls
-    (CPU: the kernels run synchronously, so timing around each call is exact enough)."""
-
-    def __init__(self):
-        super().__init__()
-        self.flops, self.seconds = 0, 0.0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        start = time.perf_counter()
-        out = func(*args, **(kwargs or {}))
-        flops = dense_flops(func, args, out)
-        if flops:
-            self.flops += flops
-            self.seconds += time.perf_counter() - start
-        return out
 
 
 def matmul_gflops(size=1024, seconds=1.0):

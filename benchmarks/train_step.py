@@ -28,8 +28,6 @@ import sys
 import tempfile
 import time
 
-from torch.utils._python_dispatch import TorchDispatchMode
-
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
@@ -70,7 +68,8 @@ def run_case(cfg: str, config: str, threads: int) -> dict:
         # Seconds of a main-only step spent inside torch's dense convolutions / matmuls (forward
         # and backward), which both ops backends share (see speedup_limit in main()).
         run.progress.batch_idx = 1
-        with DenseTime() as dense:
+        from benchmarks.dense_work import DenseWork
+        with DenseWork() as dense:
             tl.train_step(run)
         timings['dense_main'] = dense.seconds
     g_interval = conf.optim.G_reg_interval or 1
@@ -81,26 +80,6 @@ def run_case(cfg: str, config: str, threads: int) -> dict:
     return {'s_per_kimg': per_step * 1000 / BATCH, 's_per_step': per_step,
             'steps': {k: round(v, 3) for k, v in timings.items()},
             'peak_rss_gb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20}
-
-
-class DenseTime(TorchDispatchMode):
-    """Wall time spent inside convolutions (forward and backward) and matrix products with more
-    than one input channel, i.e. the dense work that does not depend on the ops backend."""
-
-    DENSE = ('convolution', 'convolution_backward', 'mm', 'addmm', 'bmm')
-
-    def __init__(self):
-        super().__init__()
-        self.seconds = 0.0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        start = time.perf_counter()
-        out = func(*args, **(kwargs or {}))
-        name = func.overloadpacket.__name__
-        weight = args[2] if name == 'convolution_backward' else args[1] if name == 'convolution' else None
-        if name in self.DENSE and not (weight is not None and weight.shape[1] == 1):
-            self.seconds += time.perf_counter() - start
-        return out
 
 
 def spawn_case(cfg, config, impl, threads, timeout) -> dict:
