@@ -146,6 +146,7 @@ class RowPlan {
       return;
     }
     mode_ = a.down == 1 ? kUpOnly : kGeneral;
+    phase_stride_ = round_up((a.n_out + a.up - 1) / a.up, kRowPad);
     for (int64_t r = 0; r < std::min(a.up, a.n_out); ++r) {
       up_phases_.push_back(tap_phase(a, r));
       up_lengths_.push_back(round_up((a.n_out - r + a.up - 1) / a.up, kRowPad));  // <= phase stride
@@ -161,7 +162,7 @@ class RowPlan {
     }
     if (hi < lo_) lo_ = hi = 0;
     prep_len_ = hi - lo_ + 1 + kRowPad;  // apply_up's padded phases read up to kRowPad further
-    acc_len_ = phase_stride() * a.up;   // all phases of apply_up
+    acc_len_ = phase_stride_ * a.up;   // all phases of apply_up
   }
 
   int64_t prep_len() const { return prep_len_; }
@@ -222,7 +223,7 @@ class RowPlan {
   // phase is a short FIR over the (not zero-stuffed) source, then the phases are interleaved.
   template <typename T>
   void apply_up(const T* prep, const T* taps, T* out, bool accumulate, PassScratch<T>& sc) const {
-    const int64_t u = a_.up, n = a_.n_out, stride = phase_stride();
+    const int64_t u = a_.up, n = a_.n_out, stride = phase_stride_;
     for (int64_t r = 0; r < std::min(u, n); ++r) {
       const TapPhase& p = up_phases_[r];
       for (int64_t t = 0; t < p.count; ++t) {
@@ -268,8 +269,6 @@ class RowPlan {
     }
   }
 
-  int64_t phase_stride() const { return round_up((a_.n_out + a_.up - 1) / a_.up, kRowPad); }
-
   Axis a_;
   Mode mode_;
   std::vector<TapPhase> up_phases_;  // apply_up: taps of output phase r (the same for every row)
@@ -277,6 +276,7 @@ class RowPlan {
   std::vector<std::pair<int64_t, int64_t>> phase_ranges_;  // prepare (down only): real q per phase
   std::vector<int64_t> up_lengths_;  // apply_up: padded output count of phase r
   int64_t lo_ = 0, phase_len_ = 0, prep_len_ = 0, acc_len_ = 0;
+  int64_t phase_stride_ = 0;  // apply_up: distance between the phases' accumulators
 };
 
 // Filtering along rows of a plane: output row o = sum over entries (src row, tap index).

@@ -7,7 +7,7 @@
 // call for a scheduler time slice (we measured 10-16 ms per call on a 2-core machine with other
 // jobs running). Here helpers are plain threads that claim chunks from a shared counter; the
 // caller works too and waits only for chunks a helper has actually claimed. A helper that
-// starts late finds no work left and exits without touching the caller's data.
+// wakes late finds no work left and goes back to sleep without touching the caller's data.
 #pragma once
 
 #include <algorithm>

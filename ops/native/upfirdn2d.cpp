@@ -11,7 +11,7 @@ namespace {
 
 // Separable filter, one plane at a time, in two passes with almost no per-row bookkeeping
 // (which dominated on StyleGAN2's many small planes: 512 planes x 16-64 rows of a 4-tap filter):
-//   1. every source row an output needs is filtered horizontally into `rows_buf` (one padded
+//   1. every source row an output needs is filtered horizontally into `buf_` (one padded
 //      row each, so the vertical pass reads whole SIMD vectors);
 //   2. output row o = sum over its (source row, tap) entries of rows_buf rows: one multi_axpy
 //      with tap pointers and weights precomputed once per call, written straight into y.
@@ -37,12 +37,12 @@ class SeparablePlanes {
       rows_.prepare(x + s * w_in, T(0), prep_.data());
       rows_.apply(prep_.data(), f_.x, buf_.data() + s * cap_, false, scratch_);
     }
-    const int64_t last = cols_.a.n_out - 1;
-    for (int64_t o = 0; o <= last; ++o) {
+    const int64_t h_out = cols_.a.n_out;
+    for (int64_t o = 0; o < h_out; ++o) {
       const int64_t e0 = cols_.begin[o], count = cols_.begin[o + 1] - e0;
-      // Whole vectors: row o may spill into row o + 1, which is written next. The last row
-      // goes through a padded scratch row instead.
-      T* dst = o < last && w_out * (cols_.a.n_out - o) >= cap_ ? y + o * w_out : out_pad_.data();
+      // Whole vectors: row o may spill into row o + 1, which is written next. A row whose
+      // vectors would run past the plane goes through a padded scratch row instead.
+      T* dst = w_out * (h_out - o) >= cap_ ? y + o * w_out : out_pad_.data();
       multi_axpy(ptrs_.data() + e0, w_.data() + e0, count, dst, cap_, false);
       if (dst == out_pad_.data()) std::copy(out_pad_.begin(), out_pad_.begin() + w_out, y + o * w_out);
     }
