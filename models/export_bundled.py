@@ -24,7 +24,7 @@ import torch
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from torch_utils import gen_utils, network_files  # noqa: E402
+from torch_utils import gen_utils, network_files, sticking  # noqa: E402
 
 MODELS = pathlib.Path(__file__).resolve().parent
 CHECK_SEEDS = range(8)
@@ -60,13 +60,6 @@ def sample_grid(G) -> np.ndarray:
     return np.concatenate([panels[0], gap, panels[1]], axis=1)
 
 
-def save_png(array: np.ndarray, path: pathlib.Path):
-    from PIL import Image
-    tmp = path.with_name(f'.{path.name}.tmp')
-    Image.fromarray(array).save(tmp, format='png')
-    os.replace(tmp, path)
-
-
 def fp16_error(G, path) -> float:
     """Largest absolute output difference (in [-1, 1] image units) of the fp16 file vs G."""
     G16 = network_files.load_generator(path)
@@ -91,8 +84,8 @@ def main(snapshot, name, kimg, train_hours, fp16_tol):
         network_files.export_safetensors(G, dest, metadata={**meta, 'storage': 'float32'})
         storage = 'float32'
     exported = network_files.load_generator(dest)
-    save_png(thumbnail(exported), MODELS / f'{name}.thumb16.png')
-    save_png(sample_grid(exported), MODELS / f'{name}.grid.png')
+    sticking.write_png(MODELS / f'{name}.thumb16.png', thumbnail(exported))
+    sticking.write_png(MODELS / f'{name}.grid.png', sample_grid(exported))
     print(json.dumps({'name': name, 'file': str(dest), 'storage': storage, 'fp16_max_abs_err': err,
                       'bytes': dest.stat().st_size}))
 
