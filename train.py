@@ -136,8 +136,8 @@ def new_run(opts: dict, device) -> tuple[TrainingConfig, pathlib.Path | None]:
         freezed=opts['freezed'], w_dim=opts['w_dim'], sg3_layers=opts['sg3_layers'], kimg=opts['kimg'],
         tick=opts['tick'], snap=opts['snap'], seed=opts['seed'], fp32=opts['fp32'],
         nobench=opts['nobench'], workers=opts['workers'], metrics=parse_metrics(opts['metrics'], device),
-        metrics_num_gen=opts['metrics_num_gen'], transfer=opts['transfer'], device=opts['device'], deterministic=opts['deterministic'],
-        desc=opts['desc'] or '', ada_kimg=opts['ada_kimg'])
+        metrics_num_gen=opts['metrics_num_gen'], transfer=opts['transfer'], device=opts['device'],
+        deterministic=opts['deterministic'], desc=opts['desc'] or '', ada_kimg=opts['ada_kimg'])
     dataset = open_dataset(config)  # validates and fills resolution / size
     run_dir = None
     if distributed.is_main() and not opts['dry_run']:

@@ -58,9 +58,8 @@ def bench_gui(network, seconds, offscreen, threads, fps_limit=None) -> dict:
     gl_utils.select_platform(offscreen)
     from visualizer.app import VisualizerApp
     from visualizer.render_args import RenderArgs
-    app = VisualizerApp(RenderArgs(network=network), offscreen=offscreen, render_threads=threads)
-    if fps_limit is not None:
-        app.settings.fps_limit = fps_limit
+    app = VisualizerApp(RenderArgs(network=network), offscreen=offscreen, render_threads=threads,
+                        fps_limit=fps_limit)
     try:
         app.wait_for_result(timeout=300)
         latent = next(w for w in app.widgets if w.title == 'Latent')

@@ -185,8 +185,8 @@ def resolve_config(*, cfg, data, batch, gamma, gpus=1, batch_gpu=None, cond=Fals
         data=DataConfig(path=str(data), use_labels=cond, xflip=mirror, random_seed=seed, workers=workers),
         batch_size=batch, batch_gpu=batch_gpu, num_gpus=gpus, total_kimg=kimg, kimg_per_tick=tick,
         snap=snap, seed=seed, ema_kimg=batch * 10 / 32, ema_rampup=None if transfer else 0.05,
-        metrics=list(metrics), metrics_num_gen=metrics_num_gen, transfer=transfer, device=device, deterministic=deterministic,
-        cudnn_benchmark=not nobench, desc=desc)
+        metrics=list(metrics), metrics_num_gen=metrics_num_gen, transfer=transfer, device=device,
+        deterministic=deterministic, cudnn_benchmark=not nobench, desc=desc)
 
 
 def _check_batch(batch, gpus, batch_gpu):

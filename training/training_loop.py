@@ -541,8 +541,9 @@ def evaluate_metrics(run: Run):
     import metrics
     for name in run.config.metrics:
         results = metrics.run_metric(name, G=run.G_ema, dataset_kwargs=run.config.data.training_set_kwargs(),
-                                     num_gen=run.config.metrics_num_gen, device=run.device, num_gpus=run.world, rank=run.rank, progress=False,
-                                     run_dir=run.run_dir, snapshot=snapshot_name(run))
+                                     num_gen=run.config.metrics_num_gen, device=run.device, num_gpus=run.world,
+                                     rank=run.rank, progress=False, run_dir=run.run_dir,
+                                     snapshot=snapshot_name(run))
         if results is not None:
             distributed.print0(' '.join(f'{k} {v:.4g}' for k, v in _plain(results).items()))
 

@@ -112,12 +112,11 @@ def main(networks, capture_dir, browse_dir, device, in_process, render_threads, 
     try:
         app = VisualizerApp(args, recent=networks[1:], browse_dirs=browse_dir, bundled_models=bundled_models(),
                             capture_dir=capture_dir, in_process=in_process, offscreen=offscreen,
-                            window_size=(width, height), notice=notice, render_threads=render_threads)
+                            window_size=(width, height), notice=notice, render_threads=render_threads,
+                            fps_limit=fps_limit)
     except gl_utils.NoDisplayError as error:
         click.echo(str(error), err=True)
         sys.exit(2)
-    if fps_limit is not None:
-        app.settings.fps_limit = fps_limit
     try:
         if script:
             _run_script(app, frames or 1, screenshot, save_image, report)

@@ -55,10 +55,11 @@ def default_fps_limit(device: str) -> int:
 class VisualizerApp:
     def __init__(self, args: RenderArgs, *, recent=(), browse_dirs=(), bundled_models=(), capture_dir='captures',
                  in_process=False, offscreen=False, window_size=BASE_SIZE, loader=None, notice=None,
-                 render_threads=None, visible=True, open_panels=OPEN_BY_DEFAULT):
+                 render_threads=None, visible=True, open_panels=OPEN_BY_DEFAULT, fps_limit=None):
         self.args = args
         self.result: RenderResult | None = None
-        self.settings = AppSettings(capture_dir=str(capture_dir), fps_limit=default_fps_limit(str(args.device)))
+        self.settings = AppSettings(capture_dir=str(capture_dir),
+                                    fps_limit=default_fps_limit(str(args.device)) if fps_limit is None else fps_limit)
         self.recent_networks = list(dict.fromkeys([n for n in [args.network, *recent] if n]))
         self.browse_dirs, self.bundled_models = list(browse_dirs), list(bundled_models)
         self.notice = notice
