@@ -25,7 +25,7 @@ namespace sgnative {
 
 // Below this many multiply-adds (~0.1 ms of one core) a job runs on the calling thread alone:
 // waking a helper costs more than it saves.
-constexpr int64_t kMinParallelWork = int64_t(1) << 21;
+constexpr int64_t kMinParallelWork = int64_t(1) << 19;
 
 inline int threads_for(int64_t work, int threads) { return work < kMinParallelWork ? 1 : threads; }
 

@@ -64,9 +64,12 @@ class SeparablePlanes {
 // 8-64 px maps): a group of planes is copied once into one zero-padded buffer, and each filter
 // pass is then a single multiply-add loop over the whole buffer (tap t reads the buffer shifted
 // by t samples, or t padded rows), with no per-row or per-plane work. Outputs that straddle a
-// row or plane border are computed and ignored; with down-sampling every output position is
-// computed and only the kept ones are copied out. That waste is cheaper than per-row
-// bookkeeping at these sizes.
+// row or plane border are computed and ignored; that waste is cheaper than per-row bookkeeping
+// at these sizes. With down-sampling, samples the output drops are never computed: the x pass
+// reads every `down`-th position (the padded width is a multiple of `down`, so these are exactly
+// the kept columns of every row); for the y pass, the padded rows of a plane are stored by phase
+// (rows 0, d, 2d, ... first, then 1, d+1, ...), so that output row o, the sum over taps t of row
+// o*d + t, reads row o + t/d of phase t%d: one contiguous multiply-add loop per plane.
 template <typename T>
 class FlatPlanes {
  public:
@@ -78,8 +81,9 @@ class FlatPlanes {
   FlatPlanes(const Axis& ax, const Axis& ay, const Filter2d<T>& f, int64_t max_group)
       : ax_(ax), ay_(ay), f_(f),
         // Padded sizes cover every sample an output reads: (n_out-1)*down + taps.
-        wp_(std::max(ax.pad0 + ax.n_in, (ax.n_out - 1) * ax.down + ax.taps)),
-        hp_(std::max(ay.pad0 + ay.n_in, (ay.n_out - 1) * ay.down + ay.taps)),
+        wp_(round_up(std::max(ax.pad0 + ax.n_in, (ax.n_out - 1) * ax.down + ax.taps), ax.down)),
+        hp_(round_up(std::max(ay.pad0 + ay.n_in, (ay.n_out - 1) * ay.down + ay.taps), ay.down)),
+        wq_(wp_ / ax.down),
         group_(std::max<int64_t>(1, std::min(max_group, kGroupSamples / (wp_ * hp_)))),
         ptrs_(std::max(ax.taps, ay.taps)), w_(ptrs_.size()) {
     // Slack after the last plane: the passes read up to taps - 1 samples / rows beyond it (into
@@ -95,36 +99,62 @@ class FlatPlanes {
 
   // Planes [0, count) of x (count <= group()) into y.
   void run(const T* x, T* y, int64_t count) {
-    const int64_t plane = hp_ * wp_, n = count * plane;
     T* pad = padded().data();
+    const int64_t phase_rows = hp_ / ay_.down;
     for (int64_t p = 0; p < count; ++p)  // only the interior: the borders are still zero
-      for (int64_t r = 0; r < ay_.n_in; ++r)
-        std::copy(x + (p * ay_.n_in + r) * ax_.n_in, x + (p * ay_.n_in + r + 1) * ax_.n_in,
-                  pad + p * plane + (r + ay_.pad0) * wp_ + ax_.pad0);
-    pass(pad, f_.x, ax_.taps, 1, across().data(), n);               // along x
-    pass(across().data(), f_.y, ay_.taps, wp_, filtered().data(), n);   // along y
-    for (int64_t p = 0; p < count; ++p) {
-      for (int64_t o = 0; o < ay_.n_out; ++o) {
-        const T* src = filtered().data() + p * plane + o * ay_.down * wp_;
-        T* dst = y + (p * ay_.n_out + o) * ax_.n_out;
-        if (ax_.down == 1) {
-          std::copy(src, src + ax_.n_out, dst);
-        } else {
-          for (int64_t j = 0; j < ax_.n_out; ++j) dst[j] = src[j * ax_.down];
-        }
+      for (int64_t phase = 0; phase < ay_.down; ++phase) {
+        // Padded rows phase, phase + down, ...: input row r = padded row - pad0.
+        const int64_t first = pos_mod(phase - ay_.pad0, ay_.down);
+        T* dst = pad + (p * hp_ + phase * phase_rows + (first + ay_.pad0) / ay_.down) * wp_ + ax_.pad0;
+        for (int64_t r = first; r < ay_.n_in; r += ay_.down, dst += wp_)
+          copy_row(x + (p * ay_.n_in + r) * ax_.n_in, ax_.n_in, dst);
       }
+    // Along x: [count][hp][wq], column j of a row is padded sample down*j.
+    x_pass(pad, across().data(), count * hp_ * wq_);
+    // Along y: [count][rows_y][wq] (all rows without down-sampling, else the kept ones).
+    const int64_t rows_y = ay_.down == 1 ? hp_ : ay_.n_out;
+    const int64_t planes_at_once = ay_.down == 1 ? count : 1;  // one flat loop, or one per plane
+    for (int64_t p = 0; p < count; p += planes_at_once) {
+      const T* src = across().data() + p * hp_ * wq_;
+      for (int64_t t = 0; t < ay_.taps; ++t) {
+        ptrs_[t] = src + ((t % ay_.down) * phase_rows + t / ay_.down) * wq_;
+        w_[t] = f_.y[t];
+      }
+      multi_axpy(ptrs_.data(), w_.data(), ay_.taps, filtered().data() + p * rows_y * wq_,
+                 planes_at_once * rows_y * wq_, false);
     }
+    for (int64_t p = 0; p < count; ++p)
+      for (int64_t o = 0; o < ay_.n_out; ++o)
+        copy_row(filtered().data() + (p * rows_y + o) * wq_, ax_.n_out, y + (p * ay_.n_out + o) * ax_.n_out);
   }
 
  private:
   static constexpr int64_t kGroupSamples = 1 << 16;  // ~256 KB per buffer (float): stays in L2
 
-  void pass(const T* src, const T* taps, int64_t k, int64_t stride, T* dst, int64_t n) {
-    for (int64_t t = 0; t < k; ++t) {
-      ptrs_[t] = src + t * stride;
-      w_[t] = taps[t];
+  // dst[m] = sum_t fx[t] src[down*m + t] for m < n.
+  void x_pass(const T* src, T* __restrict dst, int64_t n) {
+    if (ax_.down == 1) {
+      for (int64_t t = 0; t < ax_.taps; ++t) {
+        ptrs_[t] = src + t;
+        w_[t] = f_.x[t];
+      }
+      return multi_axpy(ptrs_.data(), w_.data(), ax_.taps, dst, n, false);
     }
-    multi_axpy(ptrs_.data(), w_.data(), k, dst, n, false);
+    if (ax_.down == 2) return strided_pass<2>(src, dst, n);
+    strided_pass<0>(src, dst, n);
+  }
+
+  // The strided x pass, tap by tap. A compile-time stride D lets the compiler vectorise the
+  // strided reads with shuffles; D = 0 takes the stride from the axis at run time.
+  template <int64_t D>
+  void strided_pass(const T* src, T* __restrict dst, int64_t n) {
+    const int64_t d = D ? D : ax_.down;
+    std::fill(dst, dst + n, T(0));
+    for (int64_t t = 0; t < ax_.taps; ++t) {
+      const T wt = f_.x[t];
+      const T* s = src + t;
+      for (int64_t m = 0; m < n; ++m) dst[m] += wt * s[d * m];
+    }
   }
 
   // Per-thread buffers: zero-padded input planes, after the x pass, after the y pass.
@@ -134,7 +164,7 @@ class FlatPlanes {
 
   Axis ax_, ay_;
   Filter2d<T> f_;
-  int64_t wp_, hp_, group_;
+  int64_t wp_, hp_, wq_, group_;
   std::vector<const T*> ptrs_;
   std::vector<T> w_;
 };
