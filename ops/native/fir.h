@@ -195,8 +195,11 @@ class RowPlan {
         const int64_t q0 = phase_ranges_[c].first, q1 = phase_ranges_[c].second;
         std::fill(dst, dst + q0, T(0));
         const T* __restrict src = x + off;
+        // A compile-time stride (1, 2) vectorises with shuffles; a run-time one reads scalars.
         if (d == 1) {
           for (int64_t q = q0; q < q1; ++q) dst[q] = src[q] + bias;
+        } else if (d == 2) {
+          for (int64_t q = q0; q < q1; ++q) dst[q] = src[q * 2] + bias;
         } else {
           for (int64_t q = q0; q < q1; ++q) dst[q] = src[q * d] + bias;
         }

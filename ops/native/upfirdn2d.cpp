@@ -89,7 +89,8 @@ class FlatPlanes {
     // Slack after the last plane: the passes read up to taps - 1 samples / rows beyond it (into
     // outputs that are ignored). The buffers are per thread and reused across calls: allocating
     // ~1 MB per call cost page faults that doubled the time of a [512, 32, 32] blur.
-    const size_t size = group_ * hp_ * wp_ + round_up(ax.taps + ay.taps * wp_, kRowPad);
+    // The phases of the x pass (in filtered()) need up to `down` more samples than that.
+    const size_t size = group_ * hp_ * wp_ + round_up(ax.taps + ay.taps * wp_ + ax.down, kRowPad);
     for (auto* b : {&padded(), &across(), &filtered()})
       if (b->size() < size) b->resize(size);
     std::fill(padded().begin(), padded().begin() + size, T(0));  // borders stay zero from here on
@@ -131,30 +132,32 @@ class FlatPlanes {
  private:
   static constexpr int64_t kGroupSamples = 1 << 16;  // ~256 KB per buffer (float): stays in L2
 
-  // dst[m] = sum_t fx[t] src[down*m + t] for m < n.
+  // dst[m] = sum_t fx[t] src[down*m + t] for m < n. With down-sampling the source is first
+  // split into its `down` phases (phase c = src[c], src[c + down], ...; in `filtered()`, free
+  // until the y pass), so that tap t reads phase t % down shifted by t / down: contiguous runs,
+  // one multiply-add loop with the accumulators in registers.
   void x_pass(const T* src, T* __restrict dst, int64_t n) {
-    if (ax_.down == 1) {
-      for (int64_t t = 0; t < ax_.taps; ++t) {
-        ptrs_[t] = src + t;
-        w_[t] = f_.x[t];
-      }
-      return multi_axpy(ptrs_.data(), w_.data(), ax_.taps, dst, n, false);
+    const int64_t d = ax_.down, len = n + (ax_.taps + d - 1) / d;  // phase length incl. slack
+    T* phases = filtered().data();
+    if (d == 2) {
+      split_phases<2>(src, phases, len);
+    } else if (d > 1) {
+      split_phases<0>(src, phases, len);
     }
-    if (ax_.down == 2) return strided_pass<2>(src, dst, n);
-    strided_pass<0>(src, dst, n);
+    for (int64_t t = 0; t < ax_.taps; ++t) {
+      ptrs_[t] = d == 1 ? src + t : phases + (t % d) * len + t / d;
+      w_[t] = f_.x[t];
+    }
+    multi_axpy(ptrs_.data(), w_.data(), ax_.taps, dst, n, false);
   }
 
-  // The strided x pass, tap by tap. A compile-time stride D lets the compiler vectorise the
-  // strided reads with shuffles; D = 0 takes the stride from the axis at run time.
+  // phases[c * len + m] = src[d * m + c]. A compile-time D (2) vectorises with shuffles; D = 0
+  // takes the factor from the axis at run time.
   template <int64_t D>
-  void strided_pass(const T* src, T* __restrict dst, int64_t n) {
+  void split_phases(const T* src, T* __restrict phases, int64_t len) {
     const int64_t d = D ? D : ax_.down;
-    std::fill(dst, dst + n, T(0));
-    for (int64_t t = 0; t < ax_.taps; ++t) {
-      const T wt = f_.x[t];
-      const T* s = src + t;
-      for (int64_t m = 0; m < n; ++m) dst[m] += wt * s[d * m];
-    }
+    for (int64_t c = 0; c < d; ++c)
+      for (int64_t m = 0; m < len; ++m) phases[c * len + m] = src[d * m + c];
   }
 
   // Per-thread buffers: zero-padded input planes, after the x pass, after the y pass.
