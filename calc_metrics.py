@@ -88,12 +88,12 @@ def main(network_path, metric_text, data, mirror, device, num_gen, max_real, bat
                                             G.c_dim > 0)
     out_dir = pathlib.Path(out) if out else _default_out_dir(network_path)
     out_dir.mkdir(parents=True, exist_ok=True)
-    for name in names:
+    runs = metrics.run_metrics(names, G=G, dataset_kwargs=dataset_kwargs, num_gen=num_gen, max_real=max_real,
+                               batch_size=batch_size, device=device, detector_dir=detector_dir, seed=seed,
+                               run_dir=out_dir, snapshot=network_path)
+    for name in names:   # the equivariance metrics among them share one pass
         try:
-            results = metrics.run_metric(name, G=G, dataset_kwargs=dataset_kwargs, num_gen=num_gen,
-                                         max_real=max_real, batch_size=batch_size, device=device,
-                                         detector_dir=detector_dir, seed=seed, run_dir=out_dir,
-                                         snapshot=network_path)
+            _, results = next(runs)
         except (ValueError, DetectorUnavailable, FileNotFoundError) as exc:
             raise click.ClickException(f'{name}: {exc}') from None
         click.echo(json.dumps({'metric': name, 'results': results}))

@@ -9,6 +9,11 @@ One random transform is drawn per batch, after that batch's latents:
   * `int`:  t uniform in [-0.125, 0.125]^2, rounded to whole pixels;
   * `frac`: t uniform in [-0.125, 0.125]^2;
   * `rot`:  angle uniform in [-pi, pi].
+All from one RNG stream seeded with `seed`, in the reference's order (so with the same seed and
+batch size the values equal the reference code's, docs/metrics.md). `int` and `frac` draw the
+same random numbers per batch, so `compute_equivariance_kinds` runs them on one stream: each
+batch's untransformed images are generated once for both (5 instead of 6 synthesis calls for
+all three kinds), with exactly the values each gives alone.
 """
 
 import copy
@@ -102,15 +107,21 @@ def psnr_db(sum_sq_err: float, sum_mask: float) -> float:
 
 def draw_transform(kind: str, img_resolution: int, generator: torch.Generator) -> Transform:
     """One random transform of the given kind (module docstring), from an explicit RNG."""
-    if kind == 'rot':
+    return draw_transforms([kind], img_resolution, generator)[0]
+
+
+def draw_transforms(kinds, img_resolution: int, generator: torch.Generator) -> list:
+    """One batch's transforms for kinds sharing a stream: ['rot'], or any of 'int' / 'frac',
+    which use one draw of t (rounded for 'int'), as each would draw alone."""
+    if list(kinds) == ['rot']:
         angle = (torch.rand([], generator=generator) * 2 - 1) * (ROTATE_MAX * math.pi)
-        return Transform('rot', angle=angle.item())
+        return [Transform('rot', angle=angle.item())]
+    if not kinds or not set(kinds) <= {'int', 'frac'}:
+        raise ValueError(f'cannot draw transforms {list(kinds)} from one stream; use one of {KINDS} '
+                         f'or int and frac together.')
     t = (torch.rand([2], generator=generator) * 2 - 1) * TRANSLATE_MAX
-    if kind == 'int':
-        t = (t * img_resolution).round() / img_resolution
-    elif kind != 'frac':
-        raise ValueError(f'unknown equivariance transform kind {kind!r}; use one of {KINDS}.')
-    return Transform(kind, tx=t[0].item(), ty=t[1].item())
+    rounded = (t * img_resolution).round() / img_resolution
+    return [Transform(kind, *(rounded if kind == 'int' else t).tolist()) for kind in kinds]
 
 
 def _randomize_noise_buffers(G, generator: torch.Generator):
@@ -131,27 +142,47 @@ def _random_labels(G, n: int, generator: torch.Generator, device) -> torch.Tenso
 def compute_equivariance(G, kind: str, num_samples: int, batch_size: int = 8,
                          device='cpu', seed: int = 0, progress: bool = True) -> dict:
     """Run one equivariance metric; returns {'psnr_db', 'sum_sq_err', 'sum_mask', 'num_samples'}."""
+    return compute_equivariance_kinds(G, [kind], num_samples, batch_size, device, seed, progress)[kind]
+
+
+@torch.no_grad()
+def compute_equivariance_kinds(G, kinds, num_samples: int, batch_size: int = 8,
+                               device='cpu', seed: int = 0, progress: bool = True) -> dict:
+    """Several equivariance metrics, {kind: result dict}; translations share one pass."""
     require_equivariance(G)
-    if kind not in KINDS:
-        raise ValueError(f'unknown equivariance transform kind {kind!r}; use one of {KINDS}.')
+    kinds = list(dict.fromkeys(kinds))
+    for kind in kinds:
+        if kind not in KINDS:
+            raise ValueError(f'unknown equivariance transform kind {kind!r}; use one of {KINDS}.')
     device = torch.device(device)
     G = copy.deepcopy(G).eval().requires_grad_(False).to(device)
+    streams = [[k for k in kinds if k != 'rot'], [k for k in kinds if k == 'rot']]
+    results = {}
+    for stream in filter(None, streams):
+        results.update(_one_stream(G, stream, num_samples, batch_size, device, seed, progress))
+    return {kind: results[kind] for kind in kinds}
+
+
+def _one_stream(G, kinds, num_samples, batch_size, device, seed, progress) -> dict:
     rng = torch.Generator().manual_seed(seed)     # CPU generator: same stream on every device
     identity = torch.eye(3)
-    err_sum = mask_sum = 0.0
-    bar = tqdm.tqdm(total=num_samples, desc=f'eq-{kind}', unit='img', disable=not progress, leave=False)
+    sums = {kind: [0.0, 0.0] for kind in kinds}   # sum of mask * err^2, sum of mask
+    bar = tqdm.tqdm(total=num_samples, desc=f'eq-{"/".join(kinds)}', unit='img', disable=not progress,
+                    leave=False)
     for start in range(0, num_samples, batch_size):
         n = min(batch_size, num_samples - start)
         _randomize_noise_buffers(G, rng)
         z = torch.randn([n, G.z_dim], generator=rng).to(device)
         ws = G.mapping(z, _random_labels(G, n, rng, 'cpu').to(device))
         orig = synthesize(G, ws, identity)
-        err, msum = masked_error(G, ws, orig, draw_transform(kind, G.img_resolution, rng))
-        err_sum, mask_sum = err_sum + err, mask_sum + msum
+        for tf in draw_transforms(kinds, G.img_resolution, rng):
+            err, msum = masked_error(G, ws, orig, tf)
+            sums[tf.kind][0] += err
+            sums[tf.kind][1] += msum
         bar.update(n)
     bar.close()
-    return dict(psnr_db=psnr_db(err_sum, mask_sum), sum_sq_err=err_sum, sum_mask=mask_sum,
-                num_samples=num_samples)
+    return {kind: dict(psnr_db=psnr_db(err, msum), sum_sq_err=err, sum_mask=msum, num_samples=num_samples)
+            for kind, (err, msum) in sums.items()}
 
 
 # The fixed transforms of the reference checks (../shared/reference/equivariance.json).

@@ -17,6 +17,10 @@ class MetricOptions:
     cache_dir: str | None = None           # dataset statistics cache (else $STYLEGAN_CACHE_DIR)
     progress: bool = True                  # tqdm progress bars
     seed: int = 0                          # latents, transforms, subsets: all derived from it
+    # Set by run_metrics: the equivariance kinds requested together, and results a shared pass
+    # already computed for the metrics still to come ({kind: result}).
+    eq_kinds: tuple = ()
+    shared: dict | None = None
 
     def gen_count(self, default: int) -> int:
         return default if self.num_gen is None else int(self.num_gen)

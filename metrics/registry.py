@@ -1,4 +1,5 @@
-"""The named metrics and `run_metric`, the one entry point of calc_metrics.py and training.
+"""The named metrics, `run_metric` (one) and `run_metrics` (several, sharing work where they can):
+the entry points of calc_metrics.py, training and models/measure_bundled.py.
 
 A metric is a function `MetricOptions -> dict of results`. Results of a run are appended as
 one JSON line to `metric-<name>.jsonl` (next to the network, in the run dir, or at a given path).
@@ -27,10 +28,18 @@ class MetricSpec:
 
 def _equivariance(kind):
     def compute(opts: MetricOptions) -> dict:
-        r = equivariance.compute_equivariance(opts.G, kind, opts.gen_count(50000), opts.batch_size,
-                                              opts.device, opts.seed, opts.progress)
-        return {'psnr_db': r['psnr_db']}
+        if opts.shared is not None and kind in opts.shared:     # computed by an earlier one's pass
+            return {'psnr_db': opts.shared.pop(kind)['psnr_db']}
+        kinds = [kind] + [k for k in opts.eq_kinds if k != kind]
+        results = equivariance.compute_equivariance_kinds(opts.G, kinds, opts.gen_count(50000), opts.batch_size,
+                                                          opts.device, opts.seed, opts.progress)
+        if opts.shared is not None:
+            opts.shared.update({k: r for k, r in results.items() if k != kind})
+        return {'psnr_db': results[kind]['psnr_db']}
     return compute
+
+
+EQ_KINDS = {'eqt50k_int': 'int', 'eqt50k_frac': 'frac', 'eqr50k': 'rot'}
 
 
 METRICS = {spec.name: spec for spec in (
@@ -71,9 +80,21 @@ def _check(name, G, dataset_kwargs):
     return spec
 
 
+def run_metrics(names, **kwargs):
+    """run_metric for each name in order, yielding (name, results). The equivariance metrics
+    among them share one pass (each batch's untransformed images are generated once; see
+    metrics/equivariance.py), with the same values as when run alone; the first of them
+    computes the pass, so its record carries the pass's whole time."""
+    eq_kinds = tuple(EQ_KINDS[name] for name in names if name in EQ_KINDS)
+    shared = {}
+    for name in names:
+        yield name, run_metric(name, **kwargs, _eq_kinds=eq_kinds, _shared=shared)
+
+
 def run_metric(name: str, G=None, dataset_kwargs=None, *, num_gen=None, max_real=None, batch_size=None,
                device='cpu', detector_dir=None, cache_dir=None, progress=True, seed=0,
-               run_dir=None, jsonl_path=None, snapshot=None, num_gpus=1, rank=0) -> dict | None:
+               run_dir=None, jsonl_path=None, snapshot=None, num_gpus=1, rank=0,
+               _eq_kinds=(), _shared=None) -> dict | None:
     """Compute one named metric and return its results dict (e.g. {'fid50k_full': 3.2}).
 
     With `jsonl_path`, or `run_dir` (-> `<run_dir>/metric-<name>.jsonl`), one JSON line
@@ -88,7 +109,7 @@ def run_metric(name: str, G=None, dataset_kwargs=None, *, num_gen=None, max_real
     opts = MetricOptions(G=G, dataset_kwargs=dict(dataset_kwargs or {}), device=device,
                          batch_size=batch_size or DEFAULT_BATCH.get(name, 32), num_gen=num_gen,
                          max_real=max_real, detector_dir=detector_dir, cache_dir=cache_dir,
-                         progress=progress, seed=seed)
+                         progress=progress, seed=seed, eq_kinds=_eq_kinds, shared=_shared)
     start = time.time()
     was_training = G.training
     try:

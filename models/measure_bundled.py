@@ -234,19 +234,33 @@ def cached_result(run_dir: pathlib.Path, metric: str, key: str, num_gen: int):
 
 
 def measure(G, metric: str, key: str, num_gen: int, run_dir: pathlib.Path, dataset_kwargs: dict, device) -> float:
-    cached = cached_result(run_dir, metric, key, num_gen)
-    if cached is not None:
-        click.echo(f'{metric} of {key}: {cached:.4g} (cached in {run_dir.name}/metric-{metric}.jsonl)')
-        return cached
+    return measure_all(G, [metric], key, num_gen, run_dir, dataset_kwargs, device)[metric]
+
+
+def measure_all(G, names, key: str, num_gen: int, run_dir: pathlib.Path, dataset_kwargs: dict, device) -> dict:
+    """{metric: value}: cached results where the run folder has them, the rest computed together
+    (metrics.run_metrics: the EQ metrics share one pass over the generator)."""
+    values = {}
+    for metric in names:
+        cached = cached_result(run_dir, metric, key, num_gen)
+        if cached is not None:
+            click.echo(f'{metric} of {key}: {cached:.4g} (cached in {run_dir.name}/metric-{metric}.jsonl)')
+            values[metric] = cached
+    todo = [metric for metric in names if metric not in values]
+    if not todo:
+        return values
     import metrics
-    click.echo(f'measuring {metric} of {key} ({num_gen} samples)...')
-    try:
-        results = metrics.run_metric(metric, G=G, dataset_kwargs=dataset_kwargs, num_gen=num_gen, device=device,
-                                     run_dir=run_dir, snapshot=key)
-    except (ValueError, FileNotFoundError) as exc:
-        raise click.ClickException(f'{metric} of {key}: {exc}') from None
-    click.echo(f'{metric} of {key}: {results[metric]:.4g}')
-    return float(results[metric])
+    click.echo(f'measuring {", ".join(todo)} of {key} ({num_gen} samples)...')
+    runs = metrics.run_metrics(todo, G=G, dataset_kwargs=dataset_kwargs, num_gen=num_gen, device=device,
+                               run_dir=run_dir, snapshot=key)
+    for metric in todo:
+        try:
+            _, results = next(runs)
+        except (ValueError, FileNotFoundError) as exc:
+            raise click.ClickException(f'{metric} of {key}: {exc}') from None
+        click.echo(f'{metric} of {key}: {results[metric]:.4g}')
+        values[metric] = float(results[metric])
+    return values
 
 
 def render_speed(network: pathlib.Path, frames: int) -> dict:
@@ -568,7 +582,7 @@ def measure_equivariance(G, name, key, samples, run_dir, device) -> dict:
     if not equivariance.supports_equivariance(G):
         click.echo(f'{name} has no input transform: EQ metrics do not apply.')
         return {}
-    return {k: measure(G, k, key, samples, run_dir, None, device) for k in EQ_METRICS}
+    return measure_all(G, EQ_METRICS, key, samples, run_dir, None, device)
 
 
 def reproduce_command(name, run_dir, kimg, num_gen, eq_samples, skip_eq, final) -> str:

@@ -539,11 +539,10 @@ def evaluate_metrics(run: Run):
     if not run.config.metrics:
         return
     import metrics
-    for name in run.config.metrics:
-        results = metrics.run_metric(name, G=run.G_ema, dataset_kwargs=run.config.data.training_set_kwargs(),
-                                     num_gen=run.config.metrics_num_gen, device=run.device, num_gpus=run.world,
-                                     rank=run.rank, progress=False, run_dir=run.run_dir,
-                                     snapshot=snapshot_name(run))
+    runs = metrics.run_metrics(run.config.metrics, G=run.G_ema, dataset_kwargs=run.config.data.training_set_kwargs(),
+                               num_gen=run.config.metrics_num_gen, device=run.device, num_gpus=run.world,
+                               rank=run.rank, progress=False, run_dir=run.run_dir, snapshot=snapshot_name(run))
+    for _, results in runs:
         if results is not None:
             distributed.print0(' '.join(f'{k} {v:.4g}' for k, v in _plain(results).items()))
 

@@ -133,3 +133,33 @@ def test_full_metric_within_one_db_of_reference(name, kind, key):
                                   progress=False)['psnr_db']
     print(f'{name} {key}: {got:.3f} dB (reference {ref:.3f})')
     assert abs(got - ref) < 1.0
+
+
+def test_kinds_share_a_pass_with_the_values_of_separate_runs(monkeypatch):
+    """All three kinds together: exactly the results of three separate runs (each on the
+    reference's RNG stream), with the untransformed images generated once per batch for both
+    translation kinds (5 synthesis calls per batch instead of 6)."""
+    G = FourierGenerator(alias=True)
+    alone = {kind: eq.compute_equivariance(G, kind, 12, 4, seed=5, progress=False) for kind in eq.KINDS}
+    calls = []
+    real_synthesize = eq.synthesize
+    monkeypatch.setattr(eq, 'synthesize', lambda *args: calls.append(1) or real_synthesize(*args))
+    together = eq.compute_equivariance_kinds(G, ['rot', 'int', 'frac'], 12, 4, seed=5, progress=False)
+    assert together == alone
+    assert len(calls) == 3 * 5            # 3 batches x (int+frac: 1 + 2, rot: 1 + 1)
+    assert len({r['psnr_db'] for r in together.values()}) == 3   # the kinds really differ
+
+
+def test_run_metrics_shares_the_equivariance_pass(tmp_path, monkeypatch):
+    from metrics import run_metric, run_metrics
+    G = FourierGenerator(alias=True)
+    names = ['eqt50k_int', 'eqt50k_frac', 'eqr50k']
+    alone = {name: run_metric(name, G=G, num_gen=8, progress=False)[name] for name in names}
+    passes = []
+    real_kinds = eq.compute_equivariance_kinds
+    monkeypatch.setattr(eq, 'compute_equivariance_kinds', lambda G, kinds, *a: passes.append(kinds) or real_kinds(G, kinds, *a))
+    together = {name: results[name] for name, results in
+                run_metrics(names, G=G, num_gen=8, progress=False, run_dir=tmp_path)}
+    assert together == alone
+    assert passes == [['int', 'frac', 'rot']]
+    assert all((tmp_path / f'metric-{name}.jsonl').is_file() for name in names)
