@@ -465,11 +465,13 @@ def _upfirdn_in_child(x, f):
 
 @pytest.mark.parametrize('down,padding', [((1, 1), [1, 2, 2, 1]), ((2, 2), [1, 1, 1, 1]),
                                           ((2, 1), [0, 3, 2, 0]), ((1, 2), [2, 1, 0, 0])])
-def test_many_small_planes_match_ref(down, padding):
-    """Small planes without up-sampling take the flat multi-plane kernel (FlatPlanes in
-    upfirdn2d.cpp); 150 planes of 20x23 span two plane groups of its buffer."""
+@pytest.mark.parametrize('shape', [(3, 50, 20, 23), (1, 20, 100, 90)])
+def test_many_small_planes_match_ref(down, padding, shape):
+    """Planes without up-sampling take the flat multi-plane kernel (FlatPlanes in upfirdn2d.cpp)
+    up to 64x64, or 136x136 without down-sampling: 150 planes of 20x23 span two plane groups of
+    its buffer, 20 planes of 100x90 four (or the row-wise kernel when down-sampling)."""
     gen = torch.Generator().manual_seed(11)
-    x = torch.randn([3, 50, 20, 23], generator=gen, dtype=torch.float64)
+    x = torch.randn(list(shape), generator=gen, dtype=torch.float64)
     f = torch.tensor([1.0, 3.0, 3.0, 1.0], dtype=torch.float64)
     f2d = torch.outer(f, f) / 64    # exactly separable: runs separably, as StyleGAN2's filters
     for filt in (f / 8, f2d):
