@@ -167,7 +167,7 @@ _TAPS_CACHE_SIZE = 256
 
 def _correlation_taps(f, flip_filter: bool, gain: float, dtype) -> _Taps:
     """Kernel taps of filter f (cached per filter tensor, flip, gain and dtype)."""
-    if f is None or f.requires_grad:
+    if f is None or f.requires_grad or f.is_inference():  # inference tensors have no version counter
         return _make_taps(f, flip_filter, gain, dtype)
     key = (id(f), bool(flip_filter), float(gain), dtype)
     entry = _TAPS_CACHE.get(key)

@@ -26,3 +26,20 @@ def test_small_planes_match_reference(down, size, separable):
         outs[impl] = (y, gx, ggx)
     for a, b in zip(outs['ref'], outs['native']):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+
+
+def test_filter_taps_cache_follows_the_filter():
+    """Taps are cached per filter tensor: an in-place change of the filter must take effect,
+    and filters made under torch.inference_mode (no version counter) must work too."""
+    if not backend.native_available():
+        pytest.skip('native ops backend unavailable')
+    x = torch.randn(1, 8, 12, 12)
+    f = torch.tensor([1.0, 3.0, 3.0, 1.0]) / 8
+    before = upfirdn2d.upfirdn2d(x, f, padding=1, impl='native')
+    f.mul_(2)       # same tensor object, new values
+    torch.testing.assert_close(upfirdn2d.upfirdn2d(x, f, padding=1, impl='native'), before * 4)
+    torch.testing.assert_close(upfirdn2d.upfirdn2d(x, f, padding=1, impl='native'),
+                               upfirdn2d.upfirdn2d(x, f, padding=1, impl='ref'))
+    with torch.inference_mode():
+        g = upfirdn2d.setup_filter([1, 3, 3, 1])
+        torch.testing.assert_close(upfirdn2d.upfirdn2d(x, g, impl='native'), upfirdn2d.upfirdn2d(x, g, impl='ref'))
