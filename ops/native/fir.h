@@ -114,16 +114,6 @@ inline void multi_axpy(const T* const* src, const T* w, int64_t taps, T* __restr
   }
 }
 
-// dst[0, n) = src[0, n) for short rows (8-64 samples), inlined: a library memmove call per
-// row cost more than the filtering of StyleGAN2's 512 planes of 16-32 px.
-template <typename T>
-inline void copy_row(const T* src, int64_t n, T* __restrict dst) {
-  using S = Simd<T>;
-  int64_t j = 0;
-  for (; j + S::lanes <= n; j += S::lanes) S::store(dst + j, S::load(src + j));
-  for (; j < n; ++j) dst[j] = src[j];
-}
-
 // Per-thread scratch of the passes (tap pointers, weights, phase accumulators).
 template <typename T>
 struct PassScratch {

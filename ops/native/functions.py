@@ -160,7 +160,7 @@ class _Taps:
 
 # Taps of persistent filters (module buffers), keyed by the filter's id and checked against a
 # weak reference and the tensor's version counter, so a freed or modified filter never hits.
-# Preparing taps costs ~25 us, a tenth of filtering StyleGAN2's [512, 16, 16] maps.
+# Preparing taps costs ~25 us, a fifth of filtering StyleGAN2's [512, 16, 16] maps.
 _TAPS_CACHE: dict = {}
 _TAPS_CACHE_SIZE = 256
 

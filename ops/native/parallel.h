@@ -23,8 +23,9 @@
 
 namespace sgnative {
 
-// Below this many multiply-adds (~0.1 ms of one core) a job runs on the calling thread alone:
-// waking a helper costs more than it saves.
+// Below this many multiply-adds (~30 us of one core) a job runs on the calling thread alone:
+// waking a helper costs more than it saves (2M kept StyleGAN2's [512, 32, 32] 4-tap
+// down-sampling on one thread, where two are 1.3x faster).
 constexpr int64_t kMinParallelWork = int64_t(1) << 19;
 
 inline int threads_for(int64_t work, int threads) { return work < kMinParallelWork ? 1 : threads; }

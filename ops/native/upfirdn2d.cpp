@@ -13,7 +13,7 @@ namespace {
 // (which dominated on StyleGAN2's many small planes: 512 planes x 16-64 rows of a 4-tap filter):
 //   1. every source row an output needs is filtered horizontally into `buf_` (one padded
 //      row each, so the vertical pass reads whole SIMD vectors);
-//   2. output row o = sum over its (source row, tap) entries of rows_buf rows: one multi_axpy
+//   2. output row o = sum over its (source row, tap) entries of buf_ rows: one multi_axpy
 //      with tap pointers and weights precomputed once per call, written straight into y.
 template <typename T>
 class SeparablePlanes {
@@ -61,7 +61,7 @@ class SeparablePlanes {
 };
 
 // Small planes without up-sampling (StyleGAN2's 4-tap blur and skip down-sampling of many
-// 8-64 px maps): a group of planes is copied once into one zero-padded buffer, and each filter
+// 8-128 px maps): a group of planes is copied once into one zero-padded buffer, and each filter
 // pass is then a single multiply-add loop over the whole buffer (tap t reads the buffer shifted
 // by t samples, or t padded rows), with no per-row or per-plane work. Outputs that straddle a
 // row or plane border are computed and ignored; that waste is cheaper than per-row bookkeeping
@@ -113,7 +113,7 @@ class FlatPlanes {
         const int64_t first = pos_mod(phase - ay_.pad0, ay_.down);
         T* dst = pad + (p * hp_ + phase * phase_rows + (first + ay_.pad0) / ay_.down) * wp_ + ax_.pad0;
         for (int64_t r = first; r < ay_.n_in; r += ay_.down, dst += wp_)
-          copy_row(x + (p * ay_.n_in + r) * ax_.n_in, ax_.n_in, dst);
+          std::copy(x + (p * ay_.n_in + r) * ax_.n_in, x + (p * ay_.n_in + r + 1) * ax_.n_in, dst);
       }
     // Along x: [count][hp][wq], column j of a row is padded sample down*j.
     x_pass(pad, across().data(), count * hp_ * wq_);
@@ -130,8 +130,10 @@ class FlatPlanes {
                  planes_at_once * rows_y * wq_, false);
     }
     for (int64_t p = 0; p < count; ++p)
-      for (int64_t o = 0; o < ay_.n_out; ++o)
-        copy_row(filtered().data() + (p * rows_y + o) * wq_, ax_.n_out, y + (p * ay_.n_out + o) * ax_.n_out);
+      for (int64_t o = 0; o < ay_.n_out; ++o) {
+        const T* src = filtered().data() + (p * rows_y + o) * wq_;
+        std::copy(src, src + ax_.n_out, y + (p * ay_.n_out + o) * ax_.n_out);
+      }
   }
 
  private:
