@@ -484,17 +484,23 @@ class SynthesisNetwork(torch.nn.Module):
 
 
 class Generator(torch.nn.Module):
-    """Mapping network + synthesis network; `init_kwargs` holds the constructor kwargs."""
+    """Mapping network + synthesis network; `init_kwargs` holds the constructor kwargs.
+
+    StyleGAN3's generator is this class with its own two networks (the class attributes)."""
+
+    mapping_network = MappingNetwork
+    synthesis_network = SynthesisNetwork
 
     @records_init_kwargs
     def __init__(self, z_dim, c_dim, w_dim, img_resolution, img_channels, mapping_kwargs={}, **synthesis_kwargs):
         super().__init__()
         self.z_dim, self.c_dim, self.w_dim = z_dim, c_dim, w_dim
         self.img_resolution, self.img_channels = img_resolution, img_channels
-        self.synthesis = SynthesisNetwork(w_dim=w_dim, img_resolution=img_resolution,
-                                          img_channels=img_channels, **synthesis_kwargs)
+        self.synthesis = self.synthesis_network(w_dim=w_dim, img_resolution=img_resolution,
+                                                img_channels=img_channels, **synthesis_kwargs)
         self.num_ws = self.synthesis.num_ws
-        self.mapping = MappingNetwork(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, num_ws=self.num_ws, **mapping_kwargs)
+        self.mapping = self.mapping_network(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, num_ws=self.num_ws,
+                                            **mapping_kwargs)
 
     def forward(self, z, c=None, truncation_psi=1, truncation_cutoff=None, update_emas=False, **synthesis_kwargs):
         ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,

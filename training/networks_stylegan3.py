@@ -16,11 +16,11 @@ import torch
 import torch.nn.functional as F
 
 from ops import filter_design, filtered_lrelu
-from training.networks_stylegan2 import FullyConnectedLayer, compute_dtype, records_init_kwargs, squared_norms
-from training.networks_stylegan2 import MappingNetwork as _MappingNetwork
+from training.networks_stylegan2 import FullyConnectedLayer, compute_dtype, squared_norms
+from training import networks_stylegan2
 
 
-class MappingNetwork(_MappingNetwork):
+class MappingNetwork(networks_stylegan2.MappingNetwork):
     """StyleGAN2's mapping network with StyleGAN3's default depth of 2 layers (section 3.2)."""
 
     def __init__(self, z_dim, c_dim, w_dim, num_ws, num_layers=2, lr_multiplier=0.01, w_avg_beta=0.998, **kwargs):
@@ -293,20 +293,8 @@ class SynthesisNetwork(torch.nn.Module):
                 f'num_critical={self.num_critical}, margin_size={self.margin_size}, num_fp16_res={self.num_fp16_res}')
 
 
-class Generator(torch.nn.Module):
+class Generator(networks_stylegan2.Generator):
     """Mapping network + alias-free synthesis network; `init_kwargs` holds the constructor kwargs."""
 
-    @records_init_kwargs
-    def __init__(self, z_dim, c_dim, w_dim, img_resolution, img_channels, mapping_kwargs={}, **synthesis_kwargs):
-        super().__init__()
-        self.z_dim, self.c_dim, self.w_dim = z_dim, c_dim, w_dim
-        self.img_resolution, self.img_channels = img_resolution, img_channels
-        self.synthesis = SynthesisNetwork(w_dim=w_dim, img_resolution=img_resolution,
-                                          img_channels=img_channels, **synthesis_kwargs)
-        self.num_ws = self.synthesis.num_ws
-        self.mapping = MappingNetwork(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, num_ws=self.num_ws, **mapping_kwargs)
-
-    def forward(self, z, c=None, truncation_psi=1, truncation_cutoff=None, update_emas=False, **synthesis_kwargs):
-        ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
-                          update_emas=update_emas)
-        return self.synthesis(ws, update_emas=update_emas, **synthesis_kwargs)
+    mapping_network = MappingNetwork
+    synthesis_network = SynthesisNetwork
