@@ -111,4 +111,6 @@ def main(network, res, cbase, cmax, layers, frames, seconds, offscreen, threads,
 
 
 if __name__ == '__main__':
+    from torch_utils import cpu_memory
+    cpu_memory.keep_freed_memory()  # reuse freed tensor memory: fewer page faults (see there)
     main()
