@@ -5,7 +5,9 @@
 
 Batch 1, torch.set_num_threads(2), forward pass without autograd, median of 5 timed runs per
 backend (a run repeats the op until it lasts >= 20 ms, to time sub-millisecond ops reliably).
-Both backends run side by side in the same process. Prints one JSON object per case and a
+Both backends run side by side in the same process, with malloc tuned as in our tools
+(torch_utils/cpu_memory.py; STYLEGAN_MALLOC_TUNING=0 measures with glibc's default policy,
+under which the reference's page faults inflate its times). Prints one JSON object per case and a
 final {"summary": {op: geometric-mean speedup}} line; also checks native == ref on each case.
 
 Shapes:
@@ -207,8 +209,10 @@ def main(argv=None):
     summary = {op: round(math.exp(statistics.fmean(math.log(s) for s in v)), 2) for op, v in speedups.items()}
     worst = {op: round(min(v), 2) for op, v in speedups.items()}
     print(json.dumps({'summary': summary, 'min_speedup': worst, 'threads': args.threads,
-                      'torch': torch.__version__}))
+                      'malloc_tuned': 'MALLOC_MMAP_THRESHOLD_' in os.environ, 'torch': torch.__version__}))
 
 
 if __name__ == '__main__':
+    from torch_utils import cpu_memory
+    cpu_memory.keep_freed_memory()  # as our tools do; STYLEGAN_MALLOC_TUNING=0 for glibc's default
     main()
