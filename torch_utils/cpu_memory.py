@@ -3,7 +3,7 @@
 A generator frame or a training step allocates and frees the same tensor sizes over and over.
 By default glibc returns each freed block above its mmap threshold (128 KB to start with) to
 the OS and trims the heap top beyond 128 KB, so the next allocation of the same size faults in
-fresh zero-filled pages: ~1,800 page faults per frame of the bundled 64x64 StyleGAN3-T model,
+fresh zero-filled pages: ~2,000 page faults per frame of the bundled 64x64 StyleGAN3-T model,
 about a fifth of its CPU time (docs/ops-native.md, "Memory allocation"). Fixing both thresholds
 (`mallopt`) makes malloc reuse freed blocks, much as torch's caching allocator does on CUDA.
 Blocks above 32 MB (glibc's largest mmap threshold) still come from and go back to the OS.
@@ -41,7 +41,8 @@ def keep_freed_memory() -> bool:
         libc = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6')
         # Both at once: setting either one alone switches off glibc's dynamic threshold and
         # leaves the other at 128 KB, which is slower than the default.
-        ok = libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1 and libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1
+        ok = (libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
+              and libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1)
     except (OSError, AttributeError):
         return False
     if ok:
