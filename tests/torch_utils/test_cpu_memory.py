@@ -56,3 +56,12 @@ def test_freed_memory_is_reused_and_children_inherit_the_setting():
 def test_user_malloc_settings_are_respected():
     result = probe(MALLOC_TRIM_THRESHOLD_='1000000')
     assert not result['applied'] and result['child_env'] == 'None'
+
+
+def test_a_process_started_with_the_exported_variables_is_tuned_by_glibc_itself():
+    # What the render worker and spawned training processes get: no mallopt call of their own
+    # (the variables count as user settings), yet glibc applies them at start-up.
+    from torch_utils import cpu_memory
+    result = probe(**{name: str(value) for name, value in cpu_memory._ENV.items()})
+    assert not result['applied']
+    assert result['faults'] < 200, result
