@@ -12,6 +12,8 @@ import torch
 
 def int_factor(value, name: str) -> int:
     """A positive integer resampling factor (bool and non-integral floats are refused)."""
+    if type(value) is int and value >= 1:  # the common case first: the ops run per layer
+        return value
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         if isinstance(value, float) and value.is_integer() and value >= 1:
             return int(value)
@@ -32,6 +34,8 @@ def int_factor2(value, name: str) -> tuple[int, int]:
 
 
 def _int(value, name: str) -> int:
+    if type(value) is int:
+        return value
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         if isinstance(value, float) and value.is_integer():
             return int(value)
@@ -96,7 +100,7 @@ def number(value, name: str, allow_none: bool = False, positive: bool = False):
         raise ValueError(f'{name} must be a number, got None.')
     if isinstance(value, torch.Tensor) and value.numel() == 1:
         value = value.item()
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    if type(value) not in (float, int) and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
         raise ValueError(f'{name} must be a number, got {value!r}.')
     value = float(value)
     if value != value:

@@ -44,7 +44,9 @@ def resolve_impl(impl: str = 'auto', x: torch.Tensor | None = None) -> str:
     run. The native backend is CPU-only; tensors on other devices always use the reference.
     """
     global _warned
-    impl = os.environ.get(ENV_VAR, '') or impl
+    impl = os.environ.get(ENV_VAR) or impl
+    if (impl == 'auto' or impl == 'native') and _native_module is not None and (x is None or x.is_cpu):
+        return 'native'  # the common case, decided without the checks below (ops run per layer)
     if impl not in _VALID:
         raise ValueError(f"impl must be one of {_VALID}, got {impl!r} (from argument or ${ENV_VAR}).")
     if impl == 'ref':

@@ -14,6 +14,8 @@ The helpers `upsample2d` / `downsample2d` / `filter2d` compute the padding that 
 image centred so that the output is `in * up`, `in / down` or `in` samples.
 """
 
+import sys
+
 import torch
 import torch.nn.functional as F
 
@@ -67,17 +69,22 @@ def upfirdn2d(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1, impl='au
 
 def _native_function(name: str):
     """The native implementation of op `name`, or None when the native backend lacks it."""
-    try:
-        from ops.native import functions
-    except ImportError:
-        return None
+    functions = sys.modules.get('ops.native.functions')  # imported already: skip the import machinery
+    if functions is None:
+        try:
+            from ops.native import functions
+        except ImportError:
+            return None
     return getattr(functions, name, None)
 
 
 def _check_output_size(x, f, up, down, padding):
     fw, fh = _validate.filter_size(f)
-    for axis, size, u, p0, p1, taps in (('width', x.shape[3], up[0], padding[0], padding[1], fw),
-                                        ('height', x.shape[2], up[1], padding[2], padding[3], fh)):
+    h, w = x.shape[2:]
+    if w * up[0] + padding[0] + padding[1] - fw >= 0 and h * up[1] + padding[2] + padding[3] - fh >= 0:
+        return  # the common case, without building the loop below (this runs per layer)
+    for axis, size, u, p0, p1, taps in (('width', w, up[0], padding[0], padding[1], fw),
+                                        ('height', h, up[1], padding[2], padding[3], fh)):
         if size * u + p0 + p1 - (taps - 1) < 1:
             raise ValueError(f'padding {list(padding)} leaves no output samples along the {axis} '
                              f'(input {size}, up {u}, filter taps {taps}).')

@@ -20,6 +20,7 @@ Gradients
 Filters and padding are constants: no gradient flows to them.
 """
 
+import array
 import math
 import weakref
 
@@ -98,13 +99,25 @@ def _lib():
     return backend.native_module()
 
 
+_KERNELS: dict = {}
+
+
+def _kernel(op: str, dtype):
+    """The C entry point of `op` for `dtype` (looked up once: ctypes attribute access and the
+    name formatting cost ~1 us per call, a tenth of a small op)."""
+    fn = _KERNELS.get((op, dtype))
+    if fn is None:
+        fn = _KERNELS[(op, dtype)] = getattr(_lib(), f'sg_{op}_{_DTYPES[dtype]}')
+    return fn
+
+
 def _threads() -> int:
     return max(1, torch.get_num_threads())
 
 
 def _as_native_dtype(x):
     """The kernels exist for float32/float64; other float dtypes compute in float32."""
-    if x.device.type != 'cpu':
+    if not x.is_cpu:
         raise ValueError(f'the native ops backend runs on CPU only, got a tensor on {x.device}.')
     if x.dtype in _DTYPES:
         return x, lambda y: y
@@ -115,10 +128,14 @@ def _as_native_dtype(x):
 
 
 def _pair(v):
+    if type(v) is tuple and len(v) == 2:
+        return v  # already normalised by ops/_validate.py (the usual caller)
     return (int(v), int(v)) if isinstance(v, (int, float)) else (int(v[0]), int(v[1]))
 
 
 def _padding4(p):
+    if type(p) is tuple and len(p) == 4:
+        return p
     if isinstance(p, (int, float)):
         return (int(p),) * 4
     p = [int(v) for v in p]
@@ -141,12 +158,10 @@ class _Taps:
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor | None):
         self.x, self.y = x.contiguous(), None if y is None else y.contiguous()
-
-    @property
-    def size(self) -> tuple[int, int]:  # (taps along width, taps along height)
-        if self.y is None:
-            return self.x.shape[1], self.x.shape[0]
-        return self.x.numel(), self.y.numel()
+        # (taps along width, taps along height); fixed, and read on every call
+        self.size = (self.x.shape[1], self.x.shape[0]) if self.y is None else (self.x.numel(), self.y.numel())
+        self.x_ptr, self.y_ptr = _ptr(self.x), _ptr(self.y)
+        self._args = (self.x_ptr, self.size[0], self.y_ptr, self.size[1])
 
     def flipped(self) -> '_Taps':
         """Taps of the adjoint operator (correlation <-> convolution)."""
@@ -154,8 +169,7 @@ class _Taps:
 
     def args(self):
         """(x taps ptr, kx, y taps ptr or NULL for 2-D, ky) as the C API takes them."""
-        kx, ky = self.size
-        return _ptr(self.x), kx, _ptr(self.y), ky
+        return self._args
 
 
 # Taps of persistent filters (module buffers), keyed by the filter's id and checked against a
@@ -247,11 +261,13 @@ def _upfirdn2d_raw(x, taps: _Taps, up, down, pad):
     if oh < 1 or ow < 1:
         raise ValueError(f'upfirdn2d: padding {list(pad)} leaves an empty output for input {h}x{w}.')
     y = torch.empty([n, c, oh, ow], dtype=x.dtype)
-    if y.numel() == 0:
+    if n * c == 0:
         return y
-    fn = getattr(_lib(), f'sg_upfirdn2d_{_DTYPES[x.dtype]}')
-    _check(fn(_ptr(x), _ptr(y), n * c, h, w, *taps.args(), up[0], up[1], down[0], down[1],
-              *pad, oh, ow, _threads()), 'upfirdn2d')
+    geometry = array.array('q', (n * c, h, w, kx, ky, *up, *down, *pad, oh, ow))
+    status = _kernel('upfirdn2d', x.dtype)(x.data_ptr(), y.data_ptr(), taps.x_ptr, taps.y_ptr,
+                                           geometry.buffer_info()[0], _threads())
+    if status:
+        _check(status, 'upfirdn2d')
     return y
 
 
@@ -289,7 +305,7 @@ def _filtered_lrelu_raw(x, b, fu: _Taps, fd: _Taps, params, want_mask: bool):
     y = torch.empty([n, c, oh, ow], dtype=x.dtype)
     mask = torch.empty([n, c, mh, mw], dtype=torch.uint8) if want_mask else None
     if y.numel() > 0:
-        fn = getattr(_lib(), f'sg_filtered_lrelu_{_DTYPES[x.dtype]}')
+        fn = _kernel('filtered_lrelu', x.dtype)
         b = None if b is None else b.contiguous()
         _check(fn(_ptr(x), _ptr(b), _ptr(y), _ptr(mask), n, c, h, w, *fu.args(), *fd.args(),
                   up, down, *pad, gain, slope, clamp, mh, mw, oh, ow, _threads()), 'filtered_lrelu')
@@ -340,7 +356,7 @@ class _FilteredLreluGrad(torch.autograd.Function):
         (mh, mw), (ih, iw) = g.mid_hw, g.in_hw
         dx = torch.empty([n, c, ih, iw], dtype=dy.dtype)
         if dx.numel() > 0:
-            fn = getattr(_lib(), f'sg_filtered_lrelu_grad_{_DTYPES[dy.dtype]}')
+            fn = _kernel('filtered_lrelu_grad', dy.dtype)
             _check(fn(_ptr(dy), _ptr(mask), _ptr(dx), n, c, h, w, *g.fd_adj.args(), g.down, *g.d_pad, mh, mw,
                       *g.fu_adj.args(), g.up, *g.u_pad, ih, iw, g.gain, g.slope, _threads()),
                    'filtered_lrelu backward')
@@ -363,7 +379,7 @@ class _MaskScale(torch.autograd.Function):
     def forward(ctx, g, mask, gain, slope):
         g = g.contiguous()
         out = torch.empty_like(g)
-        fn = getattr(_lib(), f'sg_mask_scale_{_DTYPES[g.dtype]}')
+        fn = _kernel('mask_scale', g.dtype)
         _check(fn(_ptr(g), _ptr(mask), _ptr(out), g.numel(), gain, slope, _threads()), 'filtered_lrelu backward')
         ctx.saved = (mask, gain, slope)
         return out
@@ -396,7 +412,7 @@ def _bias_act_raw(x, b, g, spec: _BiasActSpec, order: int):
         return y
     g = None if g is None else g.contiguous()
     b = None if b is None else b.contiguous()
-    fn = getattr(_lib(), f'sg_bias_act_{_DTYPES[x.dtype]}')
+    fn = _kernel('bias_act', x.dtype)
     _check(fn(_ptr(x), _ptr(b), _ptr(g), _ptr(y), outer, channels, inner, _ACT_CODES[spec.act],
               spec.alpha, spec.gain, spec.clamp, order, _threads()), 'bias_act')
     return y

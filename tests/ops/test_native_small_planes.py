@@ -43,3 +43,24 @@ def test_filter_taps_cache_follows_the_filter():
     with torch.inference_mode():
         g = upfirdn2d.setup_filter([1, 3, 3, 1])
         torch.testing.assert_close(upfirdn2d.upfirdn2d(x, g, impl='native'), upfirdn2d.upfirdn2d(x, g, impl='ref'))
+
+
+@pytest.mark.parametrize('down', [1, 2])
+def test_flat_kernel_borders_are_zero_after_another_geometry(down):
+    """The flat kernel's per-thread buffer is reused across calls: samples a previous call
+    copied into what is now padding must not leak into the output. Runs on one thread so that
+    both calls share the buffer."""
+    if not backend.native_available():
+        pytest.skip('native ops backend unavailable')
+    f = upfirdn2d.setup_filter([1, 3, 3, 1])
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        big = torch.full([1, 64, 24, 24], 1e6)            # fills the buffer's rows and columns
+        upfirdn2d.upfirdn2d(big, f, down=down, padding=0, impl='native')
+        x = torch.randn(1, 64, 20, 18, generator=torch.Generator().manual_seed(3))
+        got = upfirdn2d.upfirdn2d(x, f, down=down, padding=[3, 2, 3, 1], impl='native')
+    finally:
+        torch.set_num_threads(threads)
+    want = upfirdn2d.upfirdn2d(x, f, down=down, padding=[3, 2, 3, 1], impl='ref')
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
