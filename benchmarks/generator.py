@@ -12,13 +12,16 @@ is the warm-up, then the best of `--repeats` native runs and of `--ref-repeats` 
 (default 1: the reference is ~10x slower). Native is skipped (null) when it does not build here.
 
 The bound: `gflop` counts the dense convolution and matrix-multiply work per forward (all
-images of the batch; FIR filter passes excluded), measured by intercepting the aten calls;
+images of the batch; FIR filter passes excluded), measured by intercepting the aten calls of a
+reference-backend forward, i.e. with every convolution computed directly;
 `matmul_gflops` is this machine's fp32 matrix-multiply rate measured in the same run with the
 same thread count, and `bound_s = gflop / matmul_gflops` is the time the dense work alone would
-take at that rate. `native_over_bound` = native_s / bound_s (1.0 = as fast as pure matmul).
-`dense_s` is the time a native forward actually spends inside those dense calls (torch's
-convolutions, the same for both backends) and `speedup_limit = ref_s / dense_s` the largest
-`speedup` possible even if every one of our ops took no time at all.
+take at that rate. `native_over_bound` = native_s / bound_s (1.0 = as fast as pure matmul; the
+native backend's Winograd 3x3 convolutions, ops/conv2d_winograd.py, need a quarter of the
+multiply-adds and can go below 1). `dense_s` is the time a native forward actually spends
+inside torch's dense calls (direct convolutions and the Winograd matmuls) and
+`speedup_limit = ref_s / dense_s` the largest `speedup` possible even if every one of our ops
+took no time at all.
 Prints one JSON object per case, then a summary line.
 """
 
@@ -93,14 +96,18 @@ def run_case(cfg, res, batch, repeats, ref_repeats, gflops_rate, native_ok):
     torch.manual_seed(0)
     G = registry.create_generator(cfg, img_resolution=res).eval().requires_grad_(False)
     z = torch.randn([batch, G.z_dim])
-    gflop, dense_s = dense_work(G, z, 'native' if native_ok else 'ref', repeats=2)
+    # The model's dense work: its convolutions computed directly, as the reference backend does
+    # (the native backend's Winograd convolutions do a quarter of those multiply-adds).
+    gflop, ref_dense_s = dense_work(G, z, 'ref')
+    dense_s = dense_work(G, z, 'native', repeats=2)[1] if native_ok else ref_dense_s
     bound_s = gflop / gflops_rate
     native_s = time_forward(G, z, 'native', repeats) if native_ok else None
     ref_s = time_forward(G, z, 'ref', ref_repeats)
     r = lambda v, n=4: None if v is None else round(v, n)  # noqa: E731
-    # dense_s: time inside torch's convolutions / matmuls, which both backends share. Even if
-    # every op of ours (FIR filters, activations) took no time, native could not be faster than
-    # this, so ref_s / dense_s bounds the speedup this comparison can show.
+    # dense_s: time a native forward spends inside torch's convolutions / matmuls (including
+    # the Winograd convolutions' batched matmuls). Even if every op of ours (FIR filters,
+    # activations, Winograd transforms) took no time, native could not be faster than this, so
+    # ref_s / dense_s bounds the speedup this comparison can show.
     return dict(cfg=cfg, res=res, batch=batch, ref_s=r(ref_s), native_s=r(native_s),
                 speedup=r(ref_s / native_s if native_s else None, 2), gflop=r(gflop, 3),
                 bound_s=r(bound_s), native_over_bound=r(native_s / bound_s if native_s else None, 2),

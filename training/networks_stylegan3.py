@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ops import filter_design, filtered_lrelu
+from ops import conv2d_winograd, filter_design, filtered_lrelu
 from training.networks_stylegan2 import FullyConnectedLayer, compute_dtype, squared_norms
 from training import networks_stylegan2
 
@@ -29,25 +29,35 @@ class MappingNetwork(networks_stylegan2.MappingNetwork):
 
 
 def modulated_conv2d(x, w, s, demodulate=True, padding=0, input_gain=None):
-    """Fused modulated convolution as one grouped convolution (StyleGAN2 eq. 1-3).
+    """Modulated convolution (StyleGAN2 eq. 1-3) of x [N, I, H, W] with w [O, I, k, k], styles s [N, I].
 
-    x [N, I, H, W], w [O, I, k, k], s [N, I]. Weights and styles are pre-normalised (their
-    scale cancels in demodulation; it keeps float16 from overflowing); `input_gain` [] or
-    [N, I] divides out the input magnitude tracked by the layer's EMA (appendix D.2).
-    All per-sample factors are combined into one [N, O, I] scale first, so the [N, O, I, k, k]
-    weight tensor is written once (sum_ik (w s)^2 = sum_i s_i^2 sum_k w_ik^2).
+    Weights and styles are pre-normalised (their scale cancels in demodulation; it keeps float16
+    from overflowing); `input_gain` [] or [N, I] divides out the input magnitude tracked by the
+    layer's EMA (appendix D.2). The per-sample weight w'_oi = w_oi * in_i * out_o factors into
+    an input scale (style, input gain) and an output scale (demodulation), so it runs either as
+    one grouped convolution with per-sample weights, or, where the Winograd convolution applies
+    (native backend, inference), as scale -> convolution with the shared weight -> scale: the
+    weight's Winograd transform is then computed once, not per sample and call.
     """
     batch_size = x.shape[0]
     out_channels, in_channels, kh, kw = w.shape
-    scale = s.unsqueeze(1)                                                  # [N, 1, I]
+    in_scale, out_scale = s, None                                           # [N, I], [N, O]
     if demodulate:
         w_sq = squared_norms(w)                                             # [O, I]
         w_norm = (w_sq.mean(dim=1) / (kh * kw)).rsqrt()                     # [O] 1/rms(w_o)
-        s = s * s.square().mean().rsqrt()
-        dcoefs = (w_norm.square() * (s.square() @ w_sq.t()) + 1e-8).rsqrt()  # [N, O]
-        scale = s.unsqueeze(1) * (w_norm * dcoefs).unsqueeze(2)             # [N, O, I]
+        in_scale = s * s.square().mean().rsqrt()
+        # sum_ik (w s)^2 = sum_i s_i^2 sum_k w_ik^2
+        dcoefs = (w_norm.square() * (in_scale.square() @ w_sq.t()) + 1e-8).rsqrt()  # [N, O]
+        out_scale = w_norm * dcoefs
     if input_gain is not None:
-        scale = scale * input_gain.expand(batch_size, in_channels).unsqueeze(1)
+        in_scale = in_scale * input_gain.expand(batch_size, in_channels)
+    if conv2d_winograd.applies(x, w, padding):
+        return conv2d_winograd.scaled_conv2d(x, w, in_scale, out_scale, padding=padding, cache_weight=True)
+    scale = in_scale.unsqueeze(1)                                           # [N, 1, I]
+    if out_scale is not None:
+        scale = scale * out_scale.unsqueeze(2)                              # [N, O, I]
+    # All per-sample factors are combined into one scale first, so the [N, O, I, k, k] weight
+    # tensor is written once.
     w = w.unsqueeze(0) * scale.unsqueeze(3).unsqueeze(4)                    # [N, O, I, k, k]
     x = x.reshape(1, -1, *x.shape[2:])                                      # [1, N*I, H, W]
     w = w.reshape(-1, in_channels, kh, kw)                                  # [N*O, I, k, k]

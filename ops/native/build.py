@@ -31,11 +31,11 @@ import tempfile
 import torch
 
 SOURCE_DIR = pathlib.Path(__file__).resolve().parent
-_SOURCES = ('capi.cpp', 'upfirdn2d.cpp', 'filtered_lrelu.cpp', 'bias_act.cpp')
+_SOURCES = ('capi.cpp', 'upfirdn2d.cpp', 'filtered_lrelu.cpp', 'bias_act.cpp', 'winograd.cpp')
 _HEADERS = ('fir.h', 'fir_stage.h', 'kernels.h', 'memory.h', 'parallel.h')
 _MARKER = 'BUILD_OK.json'
 NO_NATIVE_ENV = 'STYLEGAN_OPS_NO_NATIVE'
-ABI_VERSION = 3  # must equal sg_abi_version() in capi.cpp
+ABI_VERSION = 7  # must equal sg_abi_version() in capi.cpp
 PORTABLE_ENV = 'STYLEGAN_OPS_PORTABLE'
 
 
@@ -148,12 +148,16 @@ def _open_library(path: pathlib.Path) -> ctypes.CDLL:
 def _declare(lib: ctypes.CDLL) -> None:
     """Argument types of the C entry points in capi.cpp (keep in sync; ABI_VERSION guards it)."""
     p, i64, i32, f64 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int, ctypes.c_double
+    lib.sg_advise_huge_pages.argtypes = [p, i64]
+    lib.sg_advise_huge_pages.restype = None
     for suffix in ('f32', 'f64'):
         getattr(lib, f'sg_upfirdn2d_{suffix}').argtypes = [p] * 5 + [i32]
         getattr(lib, f'sg_filtered_lrelu_{suffix}').argtypes = (
             [p] * 4 + [i64] * 4 + [p, i64] * 4 + [i64] * 6 + [f64] * 3 + [i64] * 4 + [i32])
         getattr(lib, f'sg_filtered_lrelu_grad_{suffix}').argtypes = (
             [p] * 3 + [i64] * 4 + [p, i64, p, i64] + [i64] * 7 + [p, i64, p, i64] + [i64] * 7 + [f64] * 2 + [i32])
+        getattr(lib, f'sg_winograd_input_{suffix}').argtypes = [p] * 4 + [i32]
+        getattr(lib, f'sg_winograd_output_{suffix}').argtypes = [p] * 4 + [i32]
         getattr(lib, f'sg_mask_scale_{suffix}').argtypes = [p, p, p, i64, f64, f64, i32]
         getattr(lib, f'sg_bias_act_{suffix}').argtypes = [p] * 4 + [i64] * 3 + [i32] + [f64] * 3 + [i32, i32]
 

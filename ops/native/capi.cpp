@@ -113,6 +113,30 @@ int guarded(const F& f) {
       return true;                                                                                \
     });                                                                                           \
   }                                                                                               \
+  /* g: batch, channels, h, w, pad, tiles_y, tiles_x (x: [batch][channels][h][w]) */             \
+  extern "C" int sg_winograd_input_##SUFFIX(const T* x, const T* scale, T* v, const int64_t* g,  \
+                                            int threads) {                                        \
+    return guarded([&] {                                                                          \
+      if (g[0] < 0 || g[1] < 0 || g[2] < 1 || g[3] < 1 || g[4] < 0 ||                            \
+          g[5] * 4 + 2 < g[2] + 2 * g[4] || g[6] * 4 + 2 < g[3] + 2 * g[4])                       \
+        return false;                                                                             \
+      sgnative::advise_huge_pages(v, sizeof(T) * 36 * g[0] * g[1] * g[5] * g[6]);                 \
+      sgnative::winograd_input_cpu<T>(x, scale, v, g[0], g[1], g[2], g[3], g[4], g[5], g[6],      \
+                                      threads);                                                   \
+      return true;                                                                                \
+    });                                                                                           \
+  }                                                                                               \
+  /* g: batch, channels, h, w, tiles_y, tiles_x (y: [batch][channels][h][w]) */                   \
+  extern "C" int sg_winograd_output_##SUFFIX(const T* m, const T* scale, T* y, const int64_t* g, \
+                                             int threads) {                                       \
+    return guarded([&] {                                                                          \
+      if (g[0] < 0 || g[1] < 0 || g[2] < 1 || g[3] < 1 || g[4] * 4 < g[2] || g[5] * 4 < g[3])    \
+        return false;                                                                             \
+      sgnative::advise_huge_pages(y, sizeof(T) * g[0] * g[1] * g[2] * g[3]);                      \
+      sgnative::winograd_output_cpu<T>(m, scale, y, g[0], g[1], g[2], g[3], g[4], g[5], threads); \
+      return true;                                                                                \
+    });                                                                                           \
+  }                                                                                               \
   extern "C" int sg_bias_act_##SUFFIX(const T* x, const T* b, const T* g, T* y, int64_t outer,   \
                                       int64_t channels, int64_t inner, int act, double alpha,    \
                                       double gain, double clamp, int order, int threads) {       \
@@ -131,5 +155,10 @@ int guarded(const F& f) {
 SG_DEFINE(float, f32)
 SG_DEFINE(double, f64)
 
+// For buffers Python allocates and torch writes (e.g. a matmul's `out`); see memory.h.
+extern "C" void sg_advise_huge_pages(void* p, int64_t bytes) {
+  sgnative::advise_huge_pages(p, static_cast<size_t>(bytes));
+}
+
 // Bumped whenever a signature above changes; functions.py refuses a library of another version.
-extern "C" int sg_abi_version() { return 3; }
+extern "C" int sg_abi_version() { return 7; }

@@ -457,3 +457,48 @@ class _BiasActGrad(torch.autograd.Function):
             if b is not None and ctx.needs_input_grad[2]:
                 d_b = _reduce_to_bias(d_x, spec.dim)
         return d_dy, d_x, d_b, None
+
+
+# ----------------------------------------------------------------------------------------------
+# Winograd F(4x4, 3x3) convolution (see ops/conv2d_winograd.py).
+
+def empty_huge(shape, dtype) -> torch.Tensor:
+    """torch.empty whose pages, if it is large (>= 32 MB, a fresh mmap), fault in as 2 MB pages
+    (ops/native/memory.h): for buffers torch itself writes, e.g. a matmul's `out`."""
+    t = torch.empty(shape, dtype=dtype)
+    nbytes = t.numel() * t.element_size()
+    if nbytes >= _HUGE_ADVICE_MIN_BYTES:
+        _lib().sg_advise_huge_pages(t.data_ptr(), nbytes)
+    return t
+
+
+_HUGE_ADVICE_MIN_BYTES = 32 << 20  # as kHugeAdviceMinBytes in memory.h
+
+
+def winograd_conv3x3(x, u, padding: int, groups: int, in_scale=None, out_scale=None):
+    """out_scale * conv2d(in_scale * x, w) of x [N, groups * I, H, W] with the 3x3 filters w whose
+    transform is u [36, groups * O, I]; the optional scales [N, groups * I] / [N, groups * O]
+    are applied inside the transforms (no extra pass over x or y)."""
+    x = x.contiguous()
+    in_scale = None if in_scale is None else in_scale.to(x.dtype).contiguous()
+    out_scale = None if out_scale is None else out_scale.to(x.dtype).contiguous()
+    for name, scale, channels in (('in_scale', in_scale, x.shape[1]), ('out_scale', out_scale, u.shape[1])):
+        if scale is not None and scale.numel() != x.shape[0] * channels:
+            raise ValueError(f'{name} must have {x.shape[0]} x {channels} entries, got shape {list(scale.shape)}.')
+    batch, cin, h, w = x.shape
+    cout, cin_g = u.shape[1], u.shape[2]
+    oh, ow = h + 2 * padding - 2, w + 2 * padding - 2
+    tiles_y, tiles_x = -(-oh // 4), -(-ow // 4)
+    cols = batch * tiles_y * tiles_x                      # matmul columns: every tile of every image
+    v = torch.empty([36, cin, cols], dtype=x.dtype)
+    geometry = array.array('q', (batch, cin, h, w, padding, tiles_y, tiles_x))  # alive during the call
+    _check(_kernel('winograd_input', x.dtype)(x.data_ptr(), _ptr(in_scale), v.data_ptr(),
+                                              geometry.buffer_info()[0], _threads()), 'conv2d (winograd input)')
+    # The 36 * groups products [O, I] @ [I, tiles], summed over input channels by the matmul.
+    m = empty_huge([36, groups, cout // groups, cols], x.dtype)
+    torch.matmul(u.view(36, groups, cout // groups, cin_g), v.view(36, groups, cin_g, cols), out=m)
+    y = torch.empty([batch, cout, oh, ow], dtype=x.dtype)
+    geometry = array.array('q', (batch, cout, oh, ow, tiles_y, tiles_x))
+    _check(_kernel('winograd_output', x.dtype)(m.data_ptr(), _ptr(out_scale), y.data_ptr(),
+                                               geometry.buffer_info()[0], _threads()), 'conv2d (winograd output)')
+    return y

@@ -36,6 +36,17 @@ template <typename T>
 void mask_scale_cpu(const T* g, const uint8_t* mask, T* out, int64_t numel, T gain, T slope,
                     int threads);
 
+// Winograd F(4x4, 3x3) transforms (winograd.cpp): x [batch][channels][h][w] zero-padded by `pad`
+// -> v [36][channels][batch * tiles_y * tiles_x], and m [36][channels][batch * tiles] ->
+// y [batch][channels][h][w].
+// Optional per-plane factors scale[batch][channels] (null: none) multiply x, respectively y.
+template <typename T>
+void winograd_input_cpu(const T* x, const T* scale, T* v, int64_t batch, int64_t channels, int64_t h,
+                        int64_t w, int64_t pad, int64_t tiles_y, int64_t tiles_x, int threads);
+template <typename T>
+void winograd_output_cpu(const T* m, const T* scale, T* y, int64_t batch, int64_t channels, int64_t h,
+                         int64_t w, int64_t tiles_y, int64_t tiles_x, int threads);
+
 enum Act { kLinear, kRelu, kLrelu, kTanh, kSigmoid, kElu, kSelu, kSoftplus, kSwish };
 
 // x viewed as [outer][channels][inner], bias b[channels] (or nullptr) along the middle axis.
