@@ -99,7 +99,8 @@ def test_cached_weight_transform_follows_the_weight(always_winograd):
 
 def test_stylegan3_generator_uses_winograd_and_matches_the_reference(winograd_calls, monkeypatch):
     """A StyleGAN3-T whose 256-channel layers on 36 px maps take the Winograd path: its image
-    equals the reference backend's (direct convolutions) to float32 rounding."""
+    equals the reference backend's (direct convolutions) to float32 rounding, well inside the
+    1e-4 the reference vectors allow."""
     torch.manual_seed(0)
     G = registry.create_generator('stylegan3-t', img_resolution=16, channel_base=4096, channel_max=256,
                                   num_layers=6).eval().requires_grad_(False)
@@ -110,4 +111,4 @@ def test_stylegan3_generator_uses_winograd_and_matches_the_reference(winograd_ca
         monkeypatch.setenv(backend.ENV_VAR, 'ref')
         ref = G(z, None, noise_mode='const')
     assert len(winograd_calls) == 6
-    assert (native - ref).abs().max() < 1e-3 * ref.abs().max()
+    assert (native - ref).abs().max() <= 1e-5         # measured 6e-7 (images within +-0.5)
