@@ -486,19 +486,40 @@ def winograd_conv3x3(x, u, padding: int, groups: int, in_scale=None, out_scale=N
         if scale is not None and scale.numel() != x.shape[0] * channels:
             raise ValueError(f'{name} must have {x.shape[0]} x {channels} entries, got shape {list(scale.shape)}.')
     batch, cin, h, w = x.shape
-    cout, cin_g = u.shape[1], u.shape[2]
+    cout = u.shape[1]
     oh, ow = h + 2 * padding - 2, w + 2 * padding - 2
-    tiles_y, tiles_x = -(-oh // 4), -(-ow // 4)
-    cols = batch * tiles_y * tiles_x                      # matmul columns: every tile of every image
+    tiles = (-(-oh // 4), -(-ow // 4))
+    y = torch.empty([batch, cout, oh, ow], dtype=x.dtype)
+    # The transformed tiles are 2.25x an image's samples, for input and output alike: run the
+    # batch in chunks whose buffers stay below ~256 MB each (a 512-channel 148 px layer at batch
+    # 8 would otherwise hold 1.7 GB at once).
+    per_image = 36 * max(cin, cout) * tiles[0] * tiles[1] * x.element_size()
+    chunk = max(1, _WINOGRAD_CHUNK_BYTES // per_image)
+    for b in range(0, batch, chunk):
+        e = min(batch, b + chunk)
+        _winograd_chunk(x[b:e], u, padding, groups, tiles, y[b:e],
+                        None if in_scale is None else in_scale.view(batch, -1)[b:e],
+                        None if out_scale is None else out_scale.view(batch, -1)[b:e])
+    return y
+
+
+_WINOGRAD_CHUNK_BYTES = 256 << 20
+
+
+def _winograd_chunk(x, u, padding, groups, tiles, y, in_scale, out_scale):
+    """The Winograd convolution of the images x into y (contiguous slices of the batch)."""
+    batch, cin, h, w = x.shape
+    _, cout, oh, ow = y.shape
+    cin_g = u.shape[2]
+    cols = batch * tiles[0] * tiles[1]                    # matmul columns: every tile of every image
     v = torch.empty([36, cin, cols], dtype=x.dtype)
-    geometry = array.array('q', (batch, cin, h, w, padding, tiles_y, tiles_x))  # alive during the call
+    geometry = array.array('q', (batch, cin, h, w, padding, *tiles))  # alive during the call
     _check(_kernel('winograd_input', x.dtype)(x.data_ptr(), _ptr(in_scale), v.data_ptr(),
                                               geometry.buffer_info()[0], _threads()), 'conv2d (winograd input)')
     # The 36 * groups products [O, I] @ [I, tiles], summed over input channels by the matmul.
     m = empty_huge([36, groups, cout // groups, cols], x.dtype)
     torch.matmul(u.view(36, groups, cout // groups, cin_g), v.view(36, groups, cin_g, cols), out=m)
-    y = torch.empty([batch, cout, oh, ow], dtype=x.dtype)
-    geometry = array.array('q', (batch, cout, oh, ow, tiles_y, tiles_x))
+    del v
+    geometry = array.array('q', (batch, cout, oh, ow, *tiles))
     _check(_kernel('winograd_output', x.dtype)(m.data_ptr(), _ptr(out_scale), y.data_ptr(),
                                                geometry.buffer_info()[0], _threads()), 'conv2d (winograd output)')
-    return y

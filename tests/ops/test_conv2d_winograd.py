@@ -112,3 +112,21 @@ def test_stylegan3_generator_uses_winograd_and_matches_the_reference(winograd_ca
         ref = G(z, None, noise_mode='const')
     assert len(winograd_calls) == 6
     assert (native - ref).abs().max() <= 1e-5         # measured 6e-7 (images within +-0.5)
+
+
+def test_large_batches_run_in_chunks(always_winograd, monkeypatch):
+    """Batches whose transformed tiles exceed the chunk budget run a few images at a time, into
+    the same output; the result is unchanged."""
+    gen = torch.Generator().manual_seed(5)
+    x = torch.randn(5, 6, 14, 15, generator=gen)
+    weight = torch.randn(4, 6, 3, 3, generator=gen)
+    in_scale, out_scale = torch.rand(5, 6, generator=gen), torch.rand(5, 4, generator=gen)
+    chunks = []
+    original = functions._winograd_chunk
+    monkeypatch.setattr(functions, '_winograd_chunk', lambda x, *a: chunks.append(len(x)) or original(x, *a))
+    monkeypatch.setattr(functions, '_WINOGRAD_CHUNK_BYTES', 2 * 36 * 6 * 4 * 4 * 4)  # two images
+    with torch.no_grad():
+        got = conv2d_winograd.scaled_conv2d(x, weight, in_scale, out_scale, padding=1)
+    assert chunks == [2, 2, 1]
+    want = _direct(x, weight, in_scale, out_scale, 1, 1)
+    assert (got - want).abs().max() <= 2e-5 * want.abs().max()
