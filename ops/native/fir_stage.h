@@ -1,6 +1,7 @@
 // One upfirdn2d stage producing output rows one at a time (see fir.h for the plans).
 #pragma once
 
+#include <algorithm>
 #include <vector>
 
 #include "fir.h"
@@ -11,7 +12,11 @@ namespace sgnative {
 // `source(s) -> const T*` (called at most once per source row and plane, in increasing order).
 // Separable filters: each source row is filtered horizontally once and kept in a small ring of
 // `span` rows; an output row is then a weighted sum of those rows (vertical pass). 2-D filters:
-// the ring keeps prepared source rows and every (row, filter row) pair is filtered directly.
+// the ring keeps prepared source rows and every (row, filter row) pair is filtered directly,
+// except that source rows meeting identical filter rows are summed first and filtered once:
+// StyleGAN3-R's radial down filter has row r equal to row k-1-r, so its down-sampling stage
+// filters half as many rows (the preparation is linear, so summing prepared rows is exact up to
+// rounding).
 template <typename T>
 class FirStage {
  public:
@@ -19,7 +24,18 @@ class FirStage {
       : rows_(rows), cols_(cols), f_(f),
         ring_(cols.span, f.separable() ? rows.out_capacity() : rows.prep_len()),
         prep_(rows.prep_len()), out_(rows.out_capacity()), col_ptrs_(cols.a.taps),
-        col_w_(cols.a.taps) {}
+        col_w_(cols.a.taps) {
+    if (f.separable()) return;
+    // twin_[r]: the first filter row equal to row r (r itself if none).
+    twin_.resize(f.ky);
+    for (int64_t r = 0; r < f.ky; ++r) {
+      twin_[r] = r;
+      for (int64_t q = 0; q < r && twin_[r] == r; ++q)
+        if (std::equal(f.x + r * f.kx, f.x + (r + 1) * f.kx, f.x + q * f.kx)) twin_[r] = q;
+    }
+    sum_.resize(rows.prep_len());
+    taken_.resize(cols.a.taps);
+  }
 
   void reset() { ring_.reset(); }
   int64_t width() const { return rows_.axis().n_out; }
@@ -42,8 +58,24 @@ class FirStage {
       multi_axpy(col_ptrs_.data(), col_w_.data(), count, out_.data(), rows_.out_capacity(), false);
     } else {
       std::fill(out_.begin(), out_.end(), T(0));
-      for (int64_t e = 0; e < count; ++e)
-        rows_.apply(col_ptrs_[e], f_.x + cols_.tap[e0 + e] * f_.kx, out_.data(), true, scratch_);
+      std::fill(taken_.begin(), taken_.begin() + count, char(0));
+      for (int64_t e = 0; e < count; ++e) {
+        if (taken_[e]) continue;
+        const int64_t tap = cols_.tap[e0 + e];
+        const T* src = col_ptrs_[e];
+        for (int64_t e2 = e + 1; e2 < count; ++e2) {  // rows meeting an identical filter row
+          if (taken_[e2] || twin_[cols_.tap[e0 + e2]] != twin_[tap]) continue;
+          if (src != sum_.data()) {
+            std::copy(src, src + sum_.size(), sum_.begin());
+            src = sum_.data();
+          }
+          const T* __restrict other = col_ptrs_[e2];
+          T* __restrict acc = sum_.data();
+          for (size_t j = 0; j < sum_.size(); ++j) acc[j] += other[j];
+          taken_[e2] = 1;
+        }
+        rows_.apply(src, f_.x + tap * f_.kx, out_.data(), true, scratch_);
+      }
     }
     std::copy(out_.begin(), out_.begin() + n, out);
   }
@@ -65,6 +97,9 @@ class FirStage {
   std::vector<T> prep_, out_;
   std::vector<const T*> col_ptrs_;
   std::vector<T> col_w_;
+  std::vector<int64_t> twin_;  // 2-D filters only (see the class comment)
+  std::vector<T> sum_;
+  std::vector<char> taken_;
   PassScratch<T> scratch_;
 };
 
