@@ -2,6 +2,7 @@
 #pragma once
 
 #include <algorithm>
+#include <map>
 #include <vector>
 
 #include "fir.h"
@@ -12,11 +13,15 @@ namespace sgnative {
 // `source(s) -> const T*` (called at most once per source row and plane, in increasing order).
 // Separable filters: each source row is filtered horizontally once and kept in a small ring of
 // `span` rows; an output row is then a weighted sum of those rows (vertical pass). 2-D filters:
-// the ring keeps prepared source rows and every (row, filter row) pair is filtered directly,
-// except that source rows meeting identical filter rows are summed first and filtered once:
-// StyleGAN3-R's radial down filter has row r equal to row k-1-r, so its down-sampling stage
-// filters half as many rows (the preparation is linear, so summing prepared rows is exact up to
-// rounding).
+// the ring keeps prepared source rows and every (row, filter row) pair is filtered directly.
+// Identical filter rows are exploited (StyleGAN3-R's radial filter has row r equal to row
+// k-1-r), which halves the filtering work:
+//  * down-sampling: one output row meets both rows of a pair, with different source rows; those
+//    source rows are summed and filtered once (the preparation is linear, so this is exact up
+//    to rounding);
+//  * up-sampling (the backward pass of the down stage): one output row meets only one row of a
+//    pair, but a source row meets both, in different output rows; each (source row, distinct
+//    filter row) is filtered once, kept in a ring, and output rows sum their entries.
 template <typename T>
 class FirStage {
  public:
@@ -35,9 +40,18 @@ class FirStage {
     }
     sum_.resize(rows.prep_len());
     taken_.resize(cols.a.taps);
+    bool paired = false;
+    for (int64_t r = 0; r < f.ky; ++r) paired |= twin_[r] != r;
+    if (cols.a.up > 1 && paired) {
+      for (int64_t r = 0; r < f.ky; ++r)
+        if (twin_[r] == r) filtered_.emplace(r, RowRing<T>(cols.span, rows.out_capacity()));
+    }
   }
 
-  void reset() { ring_.reset(); }
+  void reset() {
+    ring_.reset();
+    for (auto& entry : filtered_) entry.second.reset();
+  }
   int64_t width() const { return rows_.axis().n_out; }
 
   template <class Source>
@@ -55,6 +69,19 @@ class FirStage {
     }
     // Computed in the padded row out_, then copied: `out` holds only n entries.
     if (f_.separable()) {
+      multi_axpy(col_ptrs_.data(), col_w_.data(), count, out_.data(), rows_.out_capacity(), false);
+    } else if (!filtered_.empty()) {
+      for (int64_t e = 0; e < count; ++e) {
+        const int64_t s = cols_.src[e0 + e], tap = cols_.tap[e0 + e];
+        RowRing<T>& ring = filtered_.at(twin_[tap]);
+        T* row_filtered = ring.slot(s);
+        if (!ring.has(s)) {
+          rows_.apply(col_ptrs_[e], f_.x + tap * f_.kx, row_filtered, false, scratch_);
+          ring.mark(s);
+        }
+        col_ptrs_[e] = row_filtered;
+        col_w_[e] = T(1);
+      }
       multi_axpy(col_ptrs_.data(), col_w_.data(), count, out_.data(), rows_.out_capacity(), false);
     } else {
       std::fill(out_.begin(), out_.end(), T(0));
@@ -100,6 +127,7 @@ class FirStage {
   std::vector<int64_t> twin_;  // 2-D filters only (see the class comment)
   std::vector<T> sum_;
   std::vector<char> taken_;
+  std::map<int64_t, RowRing<T>> filtered_;  // up-sampling with paired rows: per distinct row
   PassScratch<T> scratch_;
 };
 
