@@ -71,43 +71,55 @@ class FirStage {
     if (f_.separable()) {
       multi_axpy(col_ptrs_.data(), col_w_.data(), count, out_.data(), rows_.out_capacity(), false);
     } else if (!filtered_.empty()) {
-      for (int64_t e = 0; e < count; ++e) {
-        const int64_t s = cols_.src[e0 + e], tap = cols_.tap[e0 + e];
-        RowRing<T>& ring = filtered_.at(twin_[tap]);
-        T* row_filtered = ring.slot(s);
-        if (!ring.has(s)) {
-          rows_.apply(col_ptrs_[e], f_.x + tap * f_.kx, row_filtered, false, scratch_);
-          ring.mark(s);
-        }
-        col_ptrs_[e] = row_filtered;
-        col_w_[e] = T(1);
-      }
-      multi_axpy(col_ptrs_.data(), col_w_.data(), count, out_.data(), rows_.out_capacity(), false);
+      sum_filtered_rows(e0, count);
     } else {
-      std::fill(out_.begin(), out_.end(), T(0));
-      std::fill(taken_.begin(), taken_.begin() + count, char(0));
-      for (int64_t e = 0; e < count; ++e) {
-        if (taken_[e]) continue;
-        const int64_t tap = cols_.tap[e0 + e];
-        const T* src = col_ptrs_[e];
-        for (int64_t e2 = e + 1; e2 < count; ++e2) {  // rows meeting an identical filter row
-          if (taken_[e2] || twin_[cols_.tap[e0 + e2]] != twin_[tap]) continue;
-          if (src != sum_.data()) {
-            std::copy(src, src + sum_.size(), sum_.begin());
-            src = sum_.data();
-          }
-          const T* __restrict other = col_ptrs_[e2];
-          T* __restrict acc = sum_.data();
-          for (size_t j = 0; j < sum_.size(); ++j) acc[j] += other[j];
-          taken_[e2] = 1;
-        }
-        rows_.apply(src, f_.x + tap * f_.kx, out_.data(), true, scratch_);
-      }
+      filter_grouped_rows(e0, count);
     }
     std::copy(out_.begin(), out_.begin() + n, out);
   }
 
  private:
+  // 2-D filter, up-sampling: out_ = sum of the entries' (source row, filter row) filterings,
+  // each computed once per distinct filter row and kept in filtered_.
+  void sum_filtered_rows(int64_t e0, int64_t count) {
+    for (int64_t e = 0; e < count; ++e) {
+      const int64_t s = cols_.src[e0 + e], tap = cols_.tap[e0 + e];
+      RowRing<T>& ring = filtered_.at(twin_[tap]);
+      T* row_filtered = ring.slot(s);
+      if (!ring.has(s)) {
+        rows_.apply(col_ptrs_[e], f_.x + tap * f_.kx, row_filtered, false, scratch_);
+        ring.mark(s);
+      }
+      col_ptrs_[e] = row_filtered;
+      col_w_[e] = T(1);
+    }
+    multi_axpy(col_ptrs_.data(), col_w_.data(), count, out_.data(), rows_.out_capacity(), false);
+  }
+
+  // 2-D filter otherwise: out_ = sum over the entries of their prepared rows filtered by their
+  // filter row, entries meeting identical filter rows summed first and filtered once.
+  void filter_grouped_rows(int64_t e0, int64_t count) {
+    std::fill(out_.begin(), out_.end(), T(0));
+    std::fill(taken_.begin(), taken_.begin() + count, char(0));
+    for (int64_t e = 0; e < count; ++e) {
+      if (taken_[e]) continue;
+      const int64_t tap = cols_.tap[e0 + e];
+      const T* src = col_ptrs_[e];
+      for (int64_t e2 = e + 1; e2 < count; ++e2) {
+        if (taken_[e2] || twin_[cols_.tap[e0 + e2]] != twin_[tap]) continue;
+        if (src != sum_.data()) {
+          std::copy(src, src + sum_.size(), sum_.begin());
+          src = sum_.data();
+        }
+        const T* __restrict other = col_ptrs_[e2];
+        T* __restrict acc = sum_.data();
+        for (size_t j = 0; j < sum_.size(); ++j) acc[j] += other[j];
+        taken_[e2] = 1;
+      }
+      rows_.apply(src, f_.x + tap * f_.kx, out_.data(), true, scratch_);
+    }
+  }
+
   void fill_slot(const T* src, T bias, T* slot) {
     if (f_.separable()) {
       rows_.prepare(src, bias, prep_.data());
