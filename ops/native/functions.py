@@ -264,10 +264,8 @@ def _upfirdn2d_raw(x, taps: _Taps, up, down, pad):
     if n * c == 0:
         return y
     geometry = array.array('q', (n * c, h, w, kx, ky, *up, *down, *pad, oh, ow))
-    status = _kernel('upfirdn2d', x.dtype)(x.data_ptr(), y.data_ptr(), taps.x_ptr, taps.y_ptr,
-                                           geometry.buffer_info()[0], _threads())
-    if status:
-        _check(status, 'upfirdn2d')
+    _check(_kernel('upfirdn2d', x.dtype)(x.data_ptr(), y.data_ptr(), taps.x_ptr, taps.y_ptr,
+                                         geometry.buffer_info()[0], _threads()), 'upfirdn2d')
     return y
 
 
@@ -463,16 +461,12 @@ class _BiasActGrad(torch.autograd.Function):
 # Winograd F(4x4, 3x3) convolution (see ops/conv2d_winograd.py).
 
 def empty_huge(shape, dtype) -> torch.Tensor:
-    """torch.empty whose pages, if it is large (>= 32 MB, a fresh mmap), fault in as 2 MB pages
-    (ops/native/memory.h): for buffers torch itself writes, e.g. a matmul's `out`."""
+    """torch.empty whose pages, if it is large (>= 32 MB, a fresh mmap; the C side decides),
+    fault in as 2 MB pages (ops/native/memory.h): for buffers torch itself writes, e.g. a
+    matmul's `out`."""
     t = torch.empty(shape, dtype=dtype)
-    nbytes = t.numel() * t.element_size()
-    if nbytes >= _HUGE_ADVICE_MIN_BYTES:
-        _lib().sg_advise_huge_pages(t.data_ptr(), nbytes)
+    _lib().sg_advise_huge_pages(t.data_ptr(), t.numel() * t.element_size())
     return t
-
-
-_HUGE_ADVICE_MIN_BYTES = 32 << 20  # as kHugeAdviceMinBytes in memory.h
 
 
 def winograd_conv3x3(x, u, padding: int, groups: int, in_scale=None, out_scale=None):

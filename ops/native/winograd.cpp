@@ -136,12 +136,14 @@ void winograd_output_cpu(const T* m, const T* scale, T* y, int64_t batch, int64_
     // cols_y[i][l][t]: after the y pass; out[i][j][t]: output sample (4ty + i, 4t + j).
     std::vector<T> cols_y(24 * n), out(16 * n);
     for (int64_t p = begin; p < end; ++p) {
-      const int64_t b = p / channels, c = p % channels;
+      const int64_t image = p / channels, channel = p % channels;
       T* yp = y + p * h * w;
       const T sc = scale ? scale[p] : T(1);
       for (int64_t ty = 0; ty < tiles_y; ++ty) {
         for (int l = 0; l < 6; ++l) {     // A^T m, column l of every tile
-          auto mrow = [&](int k) { return m + ((k * 6 + l) * channels + c) * row_len + b * tiles + ty * n; };
+          auto mrow = [&](int k) {
+            return m + ((k * 6 + l) * channels + channel) * row_len + image * tiles + ty * n;
+          };
           const T* const in[6] = {mrow(0), mrow(1), mrow(2), mrow(3), mrow(4), mrow(5)};
           T* const o[4] = {&cols_y[(0 * 6 + l) * n], &cols_y[(1 * 6 + l) * n], &cols_y[(2 * 6 + l) * n],
                            &cols_y[(3 * 6 + l) * n]};
