@@ -2,6 +2,7 @@
 
     python benchmarks/train_step.py            # every cfg, full-size and small config (slow)
     python benchmarks/train_step.py --quick    # stylegan2 + stylegan3-t, small config only
+    python benchmarks/train_step.py --cfgs stylegan3-t --configs full --main-only   # slow cases
 
 64x64 RGB, batch 8 (one process, one round), --aug ada at p = 0.2 (so augmentation runs), as
 train.py sets things up. Each case runs in its own process (clean peak RSS), once with
@@ -16,6 +17,8 @@ Seconds per kimg are amortised over the lazy regularisation schedule: a main-onl
 a step with the G path-length phase (t_G, every 4th step for StyleGAN2) and a step with every
 phase (t_all, every 16th) are timed after one warm-up step, and
     s/step = t_main + (t_G - t_main) / 4 + (t_all - t_G) / 16,   s/kimg = s/step * 1000 / batch.
+`--main-only` times the warm-up and the main-only step alone (s/step = t_main, marked
+"main_only": true): for cases whose steps take many minutes.
 """
 
 import argparse
@@ -35,6 +38,7 @@ RES, BATCH = 64, 8
 CONFIGS = {
     'full': {},                                                            # train.py defaults
     'small': dict(cbase=4096, cmax=128, w_dim=256, map_depth=2),           # a CPU-sized model
+    'tiny': dict(cbase=512, cmax=16, w_dim=32, map_depth=1),               # seconds: smoke tests
 }
 
 
@@ -48,7 +52,7 @@ def make_dataset(root: pathlib.Path, num=16):
     return root
 
 
-def run_case(cfg: str, config: str, threads: int) -> dict:
+def run_case(cfg: str, config: str, threads: int, main_only: bool = False) -> dict:
     """In this process: build the run as train.py does, time the three kinds of step."""
     import torch
     from training.config import resolve_config
@@ -60,7 +64,8 @@ def run_case(cfg: str, config: str, threads: int) -> dict:
                               **CONFIGS[config])
         run = tl.setup_run(conf, tmp, torch.device('cpu'))
         timings = {}
-        for name, batch_idx in [('warmup', 1), ('t_main', 1), ('t_G', 4), ('t_all', 0)]:
+        steps = [('warmup', 1), ('t_main', 1)] + ([] if main_only else [('t_G', 4), ('t_all', 0)])
+        for name, batch_idx in steps:
             run.progress.batch_idx = batch_idx
             start = time.perf_counter()
             tl.train_step(run)
@@ -72,19 +77,25 @@ def run_case(cfg: str, config: str, threads: int) -> dict:
         with DenseWork() as dense:
             tl.train_step(run)
         timings['dense_main'] = dense.seconds
-    g_interval = conf.optim.G_reg_interval or 1
-    t_main, t_g, t_all = timings['t_main'], timings['t_G'], timings['t_all']
-    if g_interval == 1:  # StyleGAN3: no separate G regularisation phase
-        t_g = t_main
-    per_step = t_main + (t_g - t_main) / g_interval + (t_all - t_g) / conf.optim.D_reg_interval
-    return {'s_per_kimg': per_step * 1000 / BATCH, 's_per_step': per_step,
+    per_step = timings['t_main'] if main_only else amortised_step(timings, conf.optim)
+    return {'s_per_kimg': per_step * 1000 / BATCH, 's_per_step': per_step, 'main_only': main_only,
             'steps': {k: round(v, 3) for k, v in timings.items()},
             'peak_rss_gb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20}
 
 
-def spawn_case(cfg, config, impl, threads, timeout) -> dict:
+def amortised_step(timings: dict, optim) -> float:
+    """Seconds per step over the lazy regularisation schedule (module docstring)."""
+    g_interval = optim.G_reg_interval or 1
+    t_main, t_g, t_all = timings['t_main'], timings['t_G'], timings['t_all']
+    if g_interval == 1:  # StyleGAN3: no separate G regularisation phase
+        t_g = t_main
+    return t_main + (t_g - t_main) / g_interval + (t_all - t_g) / optim.D_reg_interval
+
+
+def spawn_case(cfg, config, impl, threads, timeout, main_only=False) -> dict:
     env = dict(os.environ, STYLEGAN_OPS_IMPL=impl, OMP_NUM_THREADS=str(threads))
     cmd = [sys.executable, __file__, '--case', f'{cfg},{config}', '--threads', str(threads)]
+    cmd += ['--main-only'] if main_only else []
     try:
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -103,11 +114,13 @@ def main():
     parser.add_argument('--threads', type=int, default=2)
     parser.add_argument('--timeout', type=int, default=3600, help='seconds per case')
     parser.add_argument('--impls', default='native,ref', help='which ops backends to run (for very slow cases)')
+    parser.add_argument('--main-only', action='store_true',
+                        help='time only the main-only step (s/step = t_main), for very slow cases')
     parser.add_argument('--case', help=argparse.SUPPRESS)   # internal: run one case in this process
     args = parser.parse_args()
     if args.case:
         cfg, config = args.case.split(',')
-        print(json.dumps(run_case(cfg, config, args.threads)))
+        print(json.dumps(run_case(cfg, config, args.threads, args.main_only)))
         return
     cfgs, configs = args.cfgs.split(','), args.configs.split(',')
     if args.quick:
@@ -116,9 +129,10 @@ def main():
         for config in configs:
             skipped = {'error': 'not run (--impls)'}
             impls = args.impls.split(',')
-            native = spawn_case(cfg, config, 'native', args.threads, args.timeout) if 'native' in impls else skipped
-            ref = spawn_case(cfg, config, 'ref', args.threads, args.timeout) if 'ref' in impls else skipped
-            line = {'cfg': cfg, 'config': config, 'resolution': RES, 'batch': BATCH,
+            run = lambda impl: spawn_case(cfg, config, impl, args.threads, args.timeout, args.main_only)  # noqa: E731
+            native = run('native') if 'native' in impls else skipped
+            ref = run('ref') if 'ref' in impls else skipped
+            line = {'cfg': cfg, 'config': config, 'resolution': RES, 'batch': BATCH, 'main_only': args.main_only,
                     'ref_s_per_kimg': ref.get('s_per_kimg'), 'native_s_per_kimg': native.get('s_per_kimg'),
                     'speedup': (ref['s_per_kimg'] / native['s_per_kimg'])
                     if 's_per_kimg' in ref and 's_per_kimg' in native else None,
