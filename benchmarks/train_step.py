@@ -22,6 +22,7 @@ phase (t_all, every 16th) are timed after one warm-up step, and
 """
 
 import argparse
+import functools
 import json
 import os
 import pathlib
@@ -53,7 +54,8 @@ def make_dataset(root: pathlib.Path, num=16):
 
 
 def run_case(cfg: str, config: str, threads: int, main_only: bool = False) -> dict:
-    """In this process: build the run as train.py does, time the three kinds of step."""
+    """In this process: build the run as train.py does, time the three kinds of step (only the
+    main step with main_only), then the dense work of one main step."""
     import torch
     from training.config import resolve_config
     from training import training_loop as tl
@@ -129,7 +131,8 @@ def main():
         for config in configs:
             skipped = {'error': 'not run (--impls)'}
             impls = args.impls.split(',')
-            run = lambda impl: spawn_case(cfg, config, impl, args.threads, args.timeout, args.main_only)  # noqa: E731
+            run = functools.partial(spawn_case, cfg, config, threads=args.threads, timeout=args.timeout,
+                                    main_only=args.main_only)
             native = run('native') if 'native' in impls else skipped
             ref = run('ref') if 'ref' in impls else skipped
             line = {'cfg': cfg, 'config': config, 'resolution': RES, 'batch': BATCH, 'main_only': args.main_only,

@@ -32,7 +32,7 @@ def test_main_only_run_reports_both_backends_side_by_side():
     for impl in ('native', 'ref'):
         steps = line[f'{impl}_steps']
         assert set(steps) == {'warmup', 't_main', 'dense_main'}            # no regularisation steps
-        assert line[f'{impl}_s_per_kimg'] == pytest.approx(steps['t_main'] * 1000 / 8, rel=1e-2)
+        assert line[f'{impl}_s_per_kimg'] == pytest.approx(steps['t_main'] * 1000 / train_step.BATCH, rel=1e-2)
     assert line['speedup'] == pytest.approx(line['ref_s_per_kimg'] / line['native_s_per_kimg'])
     assert line['speedup_limit'] == pytest.approx(line['ref_steps']['t_main'] / line['native_steps']['dense_main'],
                                                   rel=1e-2)
