@@ -1,7 +1,11 @@
 """Export a training snapshot's G_ema as a bundled model: models/<name>.safetensors + test thumbnail.
 
     python models/export_bundled.py --snapshot /work/runs/emoji-sg3t/00000-.../network-snapshot-000040.pt \
-        --name emoji-sg3t --kimg 40 --train-hours 1.9
+        --name emoji-sg3t [--kimg 40.3] [--train-hours 1.9]
+
+--kimg defaults to the snapshot's exact progress (its cur_nimg: file names round down to whole
+kimg) and --train-hours to the wall time of the run's log.txt up to that snapshot, both stored
+in the file's metadata.
 
 Writes
   models/<name>.safetensors  G_ema only; float16 storage when every output pixel of the check
@@ -22,11 +26,12 @@ import click
 import numpy as np
 import torch
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+MODELS = pathlib.Path(__file__).resolve().parent
+sys.path[:0] = [str(MODELS.parent), str(MODELS)]   # the repo's packages and measure_bundled beside this file
 
 from torch_utils import gen_utils, network_files, sticking  # noqa: E402
+from measure_bundled import training_time  # noqa: E402
 
-MODELS = pathlib.Path(__file__).resolve().parent
 CHECK_SEEDS = range(8)
 THUMB_SEED = 0
 THUMB_SIZE = 16
@@ -66,13 +71,37 @@ def fp16_error(G, path) -> float:
     return float((render(G16, CHECK_SEEDS) - render(G, CHECK_SEEDS)).abs().max())
 
 
+def snapshot_progress(snapshot: pathlib.Path) -> float:
+    """Exact kimg of a snapshot from its metadata; file names round progress down to whole kimg."""
+    data = torch.load(snapshot, map_location='cpu', weights_only=True, mmap=True)
+    nimg = (data.get('metadata') or {}).get('cur_nimg')
+    if nimg is None:
+        raise click.ClickException(f'{snapshot} records no training progress; pass --kimg.')
+    return nimg / 1000
+
+
+def run_hours(snapshot: pathlib.Path, kimg: float) -> float:
+    """Training wall time up to the snapshot, summed over the resumed segments of the run's log.txt."""
+    log = snapshot.parent / 'log.txt'
+    if not log.is_file():
+        raise click.ClickException(f'{snapshot.parent} has no log.txt to take the training time from; pass --train-hours.')
+    try:
+        return round(training_time(log.read_text(), kimg).hours, 2)
+    except ValueError as e:
+        raise click.ClickException(f'{e} Pass --train-hours.') from None
+
+
 @click.command()
-@click.option('--snapshot', required=True, type=click.Path(exists=True, dir_okay=False), help='network-snapshot-*.pt')
+@click.option('--snapshot', required=True, type=click.Path(exists=True, dir_okay=False, path_type=pathlib.Path),
+              help='network-snapshot-*.pt')
 @click.option('--name', required=True, help='Bundled model name, e.g. emoji-sg3t')
-@click.option('--kimg', type=float, required=True, help='Training progress of the snapshot')
-@click.option('--train-hours', type=float, required=True, help='Wall-clock training time so far')
+@click.option('--kimg', type=float, default=None, help='Training progress of the snapshot [default: from its metadata]')
+@click.option('--train-hours', type=float, default=None,
+              help='Wall-clock training time so far [default: from the run\'s log.txt]')
 @click.option('--fp16-tol', type=float, default=1e-2, show_default=True)
 def main(snapshot, name, kimg, train_hours, fp16_tol):
+    kimg = round(snapshot_progress(snapshot), 3) if kimg is None else kimg
+    train_hours = run_hours(snapshot, kimg) if train_hours is None else train_hours
     G = network_files.load_generator(snapshot)
     dest = MODELS / f'{name}.safetensors'
     meta = {'source_snapshot': os.path.basename(snapshot), 'kimg': kimg, 'train_hours': train_hours,
@@ -86,7 +115,8 @@ def main(snapshot, name, kimg, train_hours, fp16_tol):
     exported = network_files.load_generator(dest)
     sticking.write_png(MODELS / f'{name}.thumb16.png', thumbnail(exported))
     sticking.write_png(MODELS / f'{name}.grid.png', sample_grid(exported))
-    print(json.dumps({'name': name, 'file': str(dest), 'storage': storage, 'fp16_max_abs_err': err,
+    print(json.dumps({'name': name, 'file': str(dest), 'kimg': kimg, 'train_hours': train_hours,
+                      'storage': storage, 'fp16_max_abs_err': err,
                       'bytes': dest.stat().st_size}))
 
 

@@ -190,3 +190,33 @@ def test_errors_are_one_sentence(mb, fake, tmp_path):
         assert expected in result.output and 'Traceback' not in result.output
         assert result.output.strip().count('\n') == 0
     assert sorted(p.name for p in models.iterdir()) == ['tiny-sg3t.safetensors']    # nothing written
+
+
+@pytest.fixture()
+def export_bundled(monkeypatch, tmp_path):
+    spec = importlib.util.spec_from_file_location('export_bundled', REPO / 'models' / 'export_bundled.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(module, 'MODELS', tmp_path / 'exported')
+    (tmp_path / 'exported').mkdir()
+    return module
+
+
+def test_export_takes_progress_and_time_from_the_run(mb, export_bundled, tmp_path, single_thread):
+    """Without --kimg/--train-hours the export records the snapshot's exact kimg (8.032, not the
+    file name's 8) and the wall time of log.txt's ticks up to it."""
+    run = make_run(tmp_path / 'src')
+    result = CliRunner().invoke(export_bundled.main, ['--snapshot', str(run / 'network-snapshot-000008.pt'),
+                                                      '--name', 'tiny'])
+    assert result.exit_code == 0, result.output
+    meta = mb.export_metadata(export_bundled.MODELS / 'tiny.safetensors')
+    assert meta['kimg'] == 8.032
+    assert meta['train_hours'] == round(mb.training_time(CRAFTED_LOG, 8.032).hours, 2) == 1.57
+    assert {p.name for p in export_bundled.MODELS.iterdir()} == {'tiny.safetensors', 'tiny.thumb16.png',
+                                                                  'tiny.grid.png'}
+    # No log.txt to take the time from: one sentence naming the option, nothing written.
+    (run / 'log.txt').unlink()
+    result = CliRunner().invoke(export_bundled.main, ['--snapshot', str(run / 'network-snapshot-000008.pt'),
+                                                      '--name', 'other'])
+    assert result.exit_code == 1 and 'has no log.txt' in result.output and 'pass --train-hours' in result.output
+    assert not (export_bundled.MODELS / 'other.safetensors').exists()
