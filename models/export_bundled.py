@@ -13,8 +13,8 @@ Writes
   models/<name>.thumb16.png  seed 0, psi 1, rendered from the exported file and box-filtered to
                              16x16: the expectation of tests/test_bundled_models.py
   models/<name>.grid.png     seeds 0-63 as two 8x8 grids side by side: psi 1 (left), psi 0.7 (right)
-and prints the fp16 error and file size as JSON. The model card (.md) and metrics (.json) are
-written by hand / by calc_metrics.py (docs/bundled-models.md).
+and prints kimg, training time, the fp16 error and file size as JSON. The model card (.md) and
+metrics (.json) are written by models/measure_bundled.py (docs/bundled-models.md).
 """
 
 import json
