@@ -30,7 +30,7 @@ MODELS = pathlib.Path(__file__).resolve().parent
 sys.path[:0] = [str(MODELS.parent), str(MODELS)]   # the repo's packages and measure_bundled beside this file
 
 from torch_utils import gen_utils, network_files, sticking  # noqa: E402
-from measure_bundled import training_time  # noqa: E402
+from measure_bundled import snapshot_info, training_time  # noqa: E402
 
 CHECK_SEEDS = range(8)
 THUMB_SEED = 0
@@ -73,11 +73,10 @@ def fp16_error(G, path) -> float:
 
 def snapshot_progress(snapshot: pathlib.Path) -> float:
     """Exact kimg of a snapshot from its metadata; file names round progress down to whole kimg."""
-    data = torch.load(snapshot, map_location='cpu', weights_only=True, mmap=True)
-    nimg = (data.get('metadata') or {}).get('cur_nimg')
-    if nimg is None:
+    kimg, _ = snapshot_info(snapshot)
+    if kimg is None:
         raise click.ClickException(f'{snapshot} records no training progress; pass --kimg.')
-    return nimg / 1000
+    return kimg
 
 
 def run_hours(snapshot: pathlib.Path, kimg: float) -> float:

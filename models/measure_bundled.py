@@ -491,13 +491,13 @@ def load_first_quality(run_dir, num_gen, dataset_kwargs, device) -> dict:
     return out
 
 
-def snapshot_info(snapshot: pathlib.Path, kimg: int) -> tuple[float, dict]:
-    """(exact kimg from the metadata, D's init kwargs): file names round progress down to whole kimg."""
+def snapshot_info(snapshot: pathlib.Path) -> tuple[float | None, dict]:
+    """(exact kimg from the metadata or None, D's init kwargs): file names round progress down to whole kimg."""
     import torch
     data = torch.load(snapshot, map_location='cpu', weights_only=True, mmap=True)
     nimg = (data.get('metadata') or {}).get('cur_nimg')
     d_kwargs = (data.get('D') or {}).get('init_kwargs') or {}
-    return (nimg / 1000 if nimg is not None else float(kimg)), d_kwargs
+    return (nimg / 1000 if nimg is not None else None), d_kwargs
 
 
 @click.command(help=__doc__)
@@ -567,7 +567,8 @@ def open_inputs(name, run_dir: pathlib.Path, kimg: int, models_dir: pathlib.Path
         raise click.ClickException(f'the run\'s dataset {dataset_kwargs.get("path")} does not exist.')
     from metrics.data import open_dataset
     try:
-        exact, d_kwargs = snapshot_info(snapshot, kimg)
+        exact, d_kwargs = snapshot_info(snapshot)
+        exact = float(kimg) if exact is None else exact
         time = training_time(log.read_text(), exact)
         num_real = len(open_dataset(dataset_kwargs))
     except ValueError as exc:
