@@ -5,7 +5,8 @@
 
 --kimg defaults to the snapshot's exact progress (its cur_nimg: file names round down to whole
 kimg) and --train-hours to the wall time of the run's log.txt up to that snapshot, both stored
-in the file's metadata.
+in the file's metadata. For a run continued from a bundle (`models/train_bundled.sh transfer`),
+both include the progress and hours of that bundle (../transfer-base.json).
 
 Writes
   models/<name>.safetensors  G_ema only; float16 storage when every output pixel of the check
@@ -30,7 +31,7 @@ MODELS = pathlib.Path(__file__).resolve().parent
 sys.path[:0] = [str(MODELS.parent), str(MODELS)]   # the repo's packages and measure_bundled beside this file
 
 from torch_utils import gen_utils, network_files, sticking  # noqa: E402
-from measure_bundled import snapshot_info, training_time  # noqa: E402
+from measure_bundled import read_transfer_base, snapshot_info, training_time  # noqa: E402
 
 CHECK_SEEDS = range(8)
 THUMB_SEED = 0
@@ -72,22 +73,33 @@ def fp16_error(G, path) -> float:
 
 
 def snapshot_progress(snapshot: pathlib.Path) -> float:
-    """Exact kimg of a snapshot from its metadata; file names round progress down to whole kimg."""
+    """Exact kimg of a snapshot within its run, from its metadata (file names round down to whole kimg)."""
     kimg, _ = snapshot_info(snapshot)
     if kimg is None:
         raise click.ClickException(f'{snapshot} records no training progress; pass --kimg.')
     return kimg
 
 
-def run_hours(snapshot: pathlib.Path, kimg: float) -> float:
+def run_hours(snapshot: pathlib.Path, run_kimg: float) -> float:
     """Training wall time up to the snapshot, summed over the resumed segments of the run's log.txt."""
     log = snapshot.parent / 'log.txt'
     if not log.is_file():
         raise click.ClickException(f'{snapshot.parent} has no log.txt to take the training time from; pass --train-hours.')
     try:
-        return round(training_time(log.read_text(), kimg).hours, 2)
+        return training_time(log.read_text(), run_kimg).hours
     except ValueError as e:
         raise click.ClickException(f'{e} Pass --train-hours.') from None
+
+
+def total_progress(snapshot: pathlib.Path, kimg, train_hours) -> tuple[float, float]:
+    """(kimg, hours) of the snapshot, plus the bundle a continued run started from; given values win."""
+    base = read_transfer_base(snapshot.parent)
+    run_kimg = snapshot_progress(snapshot) if kimg is None or train_hours is None else None
+    if kimg is None:
+        kimg = round(run_kimg + (base.kimg if base else 0), 3)
+    if train_hours is None:
+        train_hours = round(run_hours(snapshot, run_kimg) + (base.hours if base else 0), 2)
+    return kimg, train_hours
 
 
 @click.command()
@@ -99,8 +111,7 @@ def run_hours(snapshot: pathlib.Path, kimg: float) -> float:
               help='Wall-clock training time so far [default: from the run\'s log.txt]')
 @click.option('--fp16-tol', type=float, default=1e-2, show_default=True)
 def main(snapshot, name, kimg, train_hours, fp16_tol):
-    kimg = round(snapshot_progress(snapshot), 3) if kimg is None else kimg
-    train_hours = run_hours(snapshot, kimg) if train_hours is None else train_hours
+    kimg, train_hours = total_progress(snapshot, kimg, train_hours)
     G = network_files.load_generator(snapshot)
     dest = MODELS / f'{name}.safetensors'
     meta = {'source_snapshot': os.path.basename(snapshot), 'kimg': kimg, 'train_hours': train_hours,

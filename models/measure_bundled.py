@@ -17,6 +17,10 @@ and writes models/<name>.json and models/<name>.md (docs/bundled-models.md, "Mea
 writing the card"). Metric results are cached in the run folder (metric-<metric>.jsonl, keyed
 by snapshot file, or bundled file name + content hash, and sample count), so a rerun only
 measures what changed.
+
+A run continued from a bundle (`models/train_bundled.sh transfer`, when the original run folder
+was lost) has that bundle's JSON beside it as ../transfer-base.json: its kimg and hours are added
+to the run's, and its first-snapshot fd_mobilenet / swd stay the baseline.
 """
 
 import dataclasses
@@ -208,6 +212,40 @@ def check_source(bundle: pathlib.Path, meta: dict, snapshot: pathlib.Path):
 
 
 # ---------------------------------------------------------------------------------------------
+# Continued runs: a lost run restarted from its bundle (`models/train_bundled.sh transfer`).
+
+TRANSFER_BASE = 'transfer-base.json'
+
+
+@dataclasses.dataclass(frozen=True)
+class TransferBase:
+    kimg: float              # progress of the bundle the new run started from
+    hours: float             # its training wall time
+    quality_first: dict      # fd_mobilenet / swd of the original run's first snapshot (0 kimg)
+    snapshot: str            # the original snapshot the bundle was exported from
+
+
+def read_transfer_base(run_dir: pathlib.Path) -> TransferBase | None:
+    """The bundle's JSON that `train_bundled.sh transfer` kept beside a continued run, else None.
+
+    The bundle's kimg and hours count towards the new run's, and its first-snapshot quality stays
+    the baseline: the new run's own first snapshot is the transferred bundle, not a random init.
+    """
+    path = pathlib.Path(run_dir).parent / TRANSFER_BASE
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+        return TransferBase(kimg=float(data['kimg']), hours=float(data['train_hours']),
+                            quality_first={'fd_mobilenet': float(data['fd_mobilenet_first']),
+                                           'swd': float(data['swd_first'])},
+                            snapshot=str(data['snapshot']))
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+        raise click.ClickException(f'{path} is not a bundled model\'s JSON (with kimg, train_hours, '
+                                   f'fd_mobilenet_first, swd_first and snapshot).') from None
+
+
+# ---------------------------------------------------------------------------------------------
 # Metrics, cached in the run folder.
 
 def cached_result(run_dir: pathlib.Path, metric: str, key: str, num_gen: int):
@@ -303,7 +341,8 @@ class Measurements:
     eq_samples: int | None
     num_gen: int
     speed: dict | None
-    time: TrainingTime
+    time: TrainingTime       # including the bundle a continued run started from
+    base: TransferBase | None
     bundle: pathlib.Path
     storage: str
     num_params: int
@@ -344,6 +383,7 @@ def metrics_json(m: Measurements) -> dict:
         'swd_first': rounded(m.quality_first['swd']),
         'render_cpu_ms': rounded(m.speed and m.speed['render_cpu_ms']),
         'snapshot': f'{m.snapshot.parent.parent.name}/{m.snapshot.parent.name}/{m.snapshot.name}',
+        **({'continued_from': m.base.snapshot} if m.base else {}),
         'notes': metrics_notes(m),
     }
 
@@ -403,6 +443,10 @@ def card_training(m: Measurements) -> str:
     rows = [('kimg', f'{t.kimg:.1f} (tick {t.tick}, `{m.snapshot.name}`)'),
             ('wall time', f'{t.hours:.2f} h over {t.processes} training process(es){lost}'),
             ('machine', m.machine)]
+    if m.base:
+        rows.insert(1, ('continued from', f'`{m.base.snapshot}` ({m.base.kimg:.1f} kimg, {m.base.hours:.2f} h, '
+                                          'counted above): its run was lost, so this run started from the bundled '
+                                          'G_ema with `--transfer` (new D, optimisers and ADA p)'))
     if t.sec_per_kimg is not None:
         rows.append(('s / kimg', f'{t.sec_per_kimg:.0f} (median over ticks)'))
     return '\n'.join(['## Training', '', '| | |', '| --- | --- |', *[f'| {k} | {v} |' for k, v in rows], '',
@@ -535,13 +579,14 @@ def main(name, run_dir, snapshot_kimg: int, num_gen, eq_samples, skip_eq, skip_f
     G = network_files.load_generator(bundle)
     key = f'{bundle.name}@sha256:{file_digest(bundle)[:16]}'   # a re-exported file gets new results
     quality = {k: measure(G, k, key, num_gen, run_dir, data_kwargs, device) for k in QUALITY_METRICS}
-    quality_first = load_first_quality(run_dir, num_gen, data_kwargs, device)
+    base = inputs['base']
+    quality_first = base.quality_first if base else load_first_quality(run_dir, num_gen, data_kwargs, device)
     eq = {} if skip_eq else measure_equivariance(G, name, key, eq_samples, run_dir, device)
     speed = None if skip_fps else render_speed(bundle, fps_frames)
     m = Measurements(
         name=name, snapshot=inputs['snapshot'], options=inputs['options'], num_real=inputs['num_real'],
         quality=quality, quality_first=quality_first, eq=eq, eq_samples=eq_samples if eq else None,
-        num_gen=num_gen, speed=speed, time=inputs['time'], bundle=bundle, storage=storage_dtypes(bundle),
+        num_gen=num_gen, speed=speed, time=inputs['time'], base=base, bundle=bundle, storage=storage_dtypes(bundle),
         num_params=sum(p.numel() for p in G.parameters()), g_kwargs=network_files.network_record(G)['init_kwargs'],
         d_kwargs=inputs['d_kwargs'], final=final, description=description,
         data_description=data_description or inputs['data_note'] or 'Training images',
@@ -559,6 +604,7 @@ def open_inputs(name, run_dir: pathlib.Path, kimg: int, models_dir: pathlib.Path
     bundle = bundled_file(models_dir, name)
     meta = export_metadata(bundle)
     check_source(bundle, meta, snapshot)
+    base = read_transfer_base(run_dir)
     log = run_dir / 'log.txt'
     if not log.is_file():
         raise click.ClickException(f'{run_dir} has no log.txt (needed for the training time).')
@@ -570,10 +616,12 @@ def open_inputs(name, run_dir: pathlib.Path, kimg: int, models_dir: pathlib.Path
         exact, d_kwargs = snapshot_info(snapshot)
         exact = float(kimg) if exact is None else exact
         time = training_time(log.read_text(), exact)
+        if base is not None:
+            time = dataclasses.replace(time, kimg=base.kimg + time.kimg, hours=base.hours + time.hours)
         num_real = len(open_dataset(dataset_kwargs))
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
-    return dict(options=options, snapshot=snapshot, bundle=bundle, time=time, d_kwargs=d_kwargs,
+    return dict(options=options, snapshot=snapshot, bundle=bundle, time=time, base=base, d_kwargs=d_kwargs,
                 dataset_kwargs=dataset_kwargs, num_real=num_real, data_note=meta.get('dataset'))
 
 

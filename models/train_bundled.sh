@@ -4,11 +4,15 @@
 #   models/train_bundled.sh dataset          # build /work/runs/data/emoji-faces64.zip (once)
 #   models/train_bundled.sh start  [NAME..]  # start fresh runs in the background (once)
 #   models/train_bundled.sh resume [NAME..]  # continue each run exactly where its last snapshot left it
-#   models/train_bundled.sh stop   NAME..    # stop runs right after their next training-state write
+#   models/train_bundled.sh transfer NAME..  # new run from models/NAME.safetensors when its run is lost
+#   models/train_bundled.sh stop   NAME..    # stop runs right after their next training-state write, then keep
+#   models/train_bundled.sh keep   [NAME..]  # copy each run's resumable state into models/runs/ (commit it)
 #   models/train_bundled.sh status           # running processes, newest tick line and snapshot per run
 #
 # NAME is emoji-sg3t, emoji-sg3r or emoji-sg2f (default: all three). Runs live outside the
 # repository in $RUNS (default /work/runs), one folder per model: $RUNS/<NAME>/<NNNNN-desc>/.
+# A new machine keeps only the repository, so `keep` copies what exact resume needs (training
+# state, options, log, stats: a few MB) to models/runs/<NAME>/, and `resume` brings it back.
 # Each run uses one torch thread (OMP_NUM_THREADS=1) so the three share a 2-core machine, and
 # runs at nice 5 so interactive work stays responsive.
 set -euo pipefail
@@ -43,6 +47,25 @@ cfg_args() {  # per-model network options, chosen for >= 20 FPS rendering on 2 c
   esac
 }
 
+KEPT=${KEPT:-$REPO/models/runs}
+# network-snapshot-000000.pt is the baseline of the model card's fd_mobilenet / swd.
+KEEP_FILES=(training-state.pt training_options.json log.txt stats.jsonl network-snapshot-000000.pt)
+
+keep_run() {  # keep_run NAME: copy the newest run's resumable files into $KEPT/NAME/<run folder>/
+  local name=$1 run
+  run=$(ls -d "$RUNS/$name"/0* 2>/dev/null | tail -1) || true
+  [ -n "$run" ] || { echo "$name: no run in $RUNS/$name to keep" >&2; return 0; }
+  rm -rf "${KEPT:?}/$name"; mkdir -p "$KEPT/$name/$(basename "$run")"
+  for f in "${KEEP_FILES[@]}"; do [ ! -e "$run/$f" ] || cp -p "$run/$f" "$KEPT/$name/$(basename "$run")/"; done
+  [ ! -e "$RUNS/$name/transfer-base.json" ] || cp -p "$RUNS/$name/transfer-base.json" "$KEPT/$name/"
+  echo "$name: kept $(du -sh "$KEPT/$name" | cut -f1) in models/runs/$name/$(basename "$run") (commit it)"
+}
+
+build_dataset() {
+  mkdir -p "$RUNS/data"
+  "$PY" "$REPO/dataset_tool.py" --source "$FONT" --subset faces-people --resolution 64x64 --dest "$DATA"
+}
+
 launch() {  # launch NAME LOGNAME ARGS...: background, detached, logged into $RUNS/NAME/
   local name=$1 log=$2; shift 2
   mkdir -p "$RUNS/$name"
@@ -54,8 +77,7 @@ launch() {  # launch NAME LOGNAME ARGS...: background, detached, logged into $RU
 
 case ${1:-} in
   dataset)
-    mkdir -p "$RUNS/data"
-    "$PY" "$REPO/dataset_tool.py" --source "$FONT" --subset faces-people --resolution 64x64 --dest "$DATA"
+    build_dataset
     ;;
   start)
     shift; for name in "${@:-${ALL[@]}}"; do
@@ -73,7 +95,26 @@ case ${1:-} in
       if pgrep -f "train.py --outdir $RUNS/$name " >/dev/null; then
         echo "$name: already running" >&2; continue
       fi
+      if [ ! -e "$RUNS/$name" ] && [ -d "$KEPT/$name" ]; then   # a new machine: bring the kept state back
+        mkdir -p "$RUNS"; cp -rp "$KEPT/$name" "$RUNS/$name"; echo "$name: restored from models/runs/$name"
+      fi
+      [ -e "$DATA" ] || build_dataset   # the same command gives the same zip on a new machine
       launch "$name" nohup.log --resume latest
+    done
+    ;;
+  transfer)
+    # When a run folder is lost (a new machine keeps only the repository), continue training from
+    # the bundled G_ema: a new run with --transfer (G and G_ema from the file, D from random
+    # weights, fresh optimisers and ADA). The bundled JSON is kept beside the run as
+    # transfer-base.json, so export/measure can add the kimg and hours the bundle already had.
+    shift; for name in "$@"; do
+      if [ -e "$RUNS/$name" ]; then
+        echo "$name: $RUNS/$name exists already; use 'resume' (or move it away)" >&2; continue
+      fi
+      mkdir -p "$RUNS/$name"
+      cp "$REPO/models/$name.json" "$RUNS/$name/transfer-base.json"
+      # shellcheck disable=SC2046
+      launch "$name" nohup.log $(cfg_args "$name") "${COMMON[@]}" --transfer "$REPO/models/$name.safetensors"
     done
     ;;
   stop)
@@ -87,7 +128,11 @@ case ${1:-} in
       echo "$name: waiting for pid $pid to write its next training state..."
       while [ "$(stat -c %Y "$state" 2>/dev/null || echo 0)" = "$before" ]; do sleep 5; done
       sleep 5; kill "$pid" && echo "$name: stopped pid $pid at $(date -u +%FT%TZ)"
+      keep_run "$name"
     done
+    ;;
+  keep)
+    shift; for name in "${@:-${ALL[@]}}"; do keep_run "$name"; done
     ;;
   status)
     ps -eo pid,etime,time,args | grep "[t]rain.py --outdir $RUNS" || echo "no training process running"
@@ -99,5 +144,5 @@ case ${1:-} in
       ls "$run" | grep -E 'network-snapshot' | tail -1 || true
     done
     ;;
-  *) sed -n '2,13p' "$0"; exit 2 ;;
+  *) sed -n '2,17p' "$0"; exit 2 ;;
 esac

@@ -220,3 +220,48 @@ def test_export_takes_progress_and_time_from_the_run(mb, export_bundled, tmp_pat
                                                       '--name', 'other'])
     assert result.exit_code == 1 and 'has no log.txt' in result.output and 'pass --train-hours' in result.output
     assert not (export_bundled.MODELS / 'other.safetensors').exists()
+
+
+def write_transfer_base(run: pathlib.Path, **overrides) -> dict:
+    """The bundle JSON `models/train_bundled.sh transfer` keeps beside a run continued from it."""
+    base = {'kimg': 100.0, 'train_hours': 5.0, 'fd_mobilenet_first': 400.0, 'swd_first': 300.0,
+            'snapshot': 'tiny-sg3t/00000-lost-run/network-snapshot-000100.pt', **overrides}
+    (run.parent / 'transfer-base.json').write_text(json.dumps(base))
+    return base
+
+
+def test_continued_run_adds_its_bundle(mb, fake, export_bundled):
+    """A run restarted from its bundle with --transfer counts the bundle's kimg and hours, and keeps
+    the lost run's first-snapshot quality as the baseline (its own first snapshot is the bundle)."""
+    run, models = fake
+    base = write_transfer_base(run)
+    (run / 'network-snapshot-000000.pt').unlink()             # not needed: the baseline comes from the base
+    result = invoke(mb, '--name', 'tiny-sg3t', '--run', run, '--snapshot-kimg', 8, '--num-gen', NUM_GEN,
+                    '--models-dir', models, '--skip-eq', '--skip-fps')
+    assert result.exit_code == 0, result.output
+    data = json.loads((models / 'tiny-sg3t.json').read_text())
+    assert set(data) == JSON_KEYS | {'continued_from'}
+    assert data['continued_from'] == base['snapshot']
+    assert data['kimg'] == 108.0
+    run_hours = mb.training_time(CRAFTED_LOG, 8.0).hours
+    assert data['train_hours'] == pytest.approx(5.0 + run_hours, abs=0.006)
+    assert (data['fd_mobilenet_first'], data['swd_first']) == (400.0, 300.0)
+    card = (models / 'tiny-sg3t.md').read_text()
+    assert '| continued from | `tiny-sg3t/00000-lost-run/network-snapshot-000100.pt` (100.0 kimg, 5.00 h' in card
+    assert '400.0 at 0 kimg' in card
+
+    # The export adds the bundle too (run's exact 8.032 kimg + 100).
+    result = CliRunner().invoke(export_bundled.main, ['--snapshot', str(run / 'network-snapshot-000008.pt'),
+                                                      '--name', 'tiny'])
+    assert result.exit_code == 0, result.output
+    meta = mb.export_metadata(export_bundled.MODELS / 'tiny.safetensors')
+    assert (meta['kimg'], meta['train_hours']) == (108.032, 6.57)
+
+    # A base that is not a bundle's JSON: one sentence, nothing written.
+    write_transfer_base(run, kimg='lots')
+    before = (models / 'tiny-sg3t.json').read_text()
+    result = CliRunner().invoke(mb.main, ['--name', 'tiny-sg3t', '--run', str(run), '--snapshot-kimg', '8',
+                                          '--models-dir', str(models), '--skip-eq', '--skip-fps'])
+    assert result.exit_code == 1 and "transfer-base.json is not a bundled model's JSON" in result.output
+    assert result.output.strip().count('\n') == 0
+    assert (models / 'tiny-sg3t.json').read_text() == before

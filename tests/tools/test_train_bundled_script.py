@@ -1,0 +1,95 @@
+"""models/train_bundled.sh keeps a run's resumable state in the repository and brings it back.
+
+A new machine keeps only the repository: `keep` copies what exact resume needs into
+models/runs/<NAME>/, `resume` restores it when $RUNS has no such run, and `transfer` starts a
+new run from the bundled file when there is nothing to resume. train.py is replaced by a stub
+that records its arguments, so no training runs here.
+"""
+
+import os
+import pathlib
+import subprocess
+import time
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+SCRIPT = REPO / 'models' / 'train_bundled.sh'
+RUN_FOLDER = '00000-stylegan3-r-emoji-faces64-gpus1-batch16-gamma1-faces64'
+RUN_FILES = {'training-state.pt': b'state', 'training_options.json': b'{}', 'log.txt': b'tick 0\n',
+             'stats.jsonl': b'{}\n', 'network-snapshot-000000.pt': b'snap0'}
+
+
+@pytest.fixture()
+def env(tmp_path):
+    """$RUNS with one stopped run and its dataset, an empty kept folder, and a stub python."""
+    runs, kept = tmp_path / 'runs', tmp_path / 'kept'
+    run = runs / 'emoji-sg3r' / RUN_FOLDER
+    run.mkdir(parents=True)
+    for name, data in RUN_FILES.items():
+        (run / name).write_bytes(data)
+    (run / 'network-snapshot-000002.pt').write_bytes(b'big')    # snapshots other than the first stay out
+    (run / 'fakes000002.png').write_bytes(b'png')
+    (runs / 'data').mkdir()
+    (runs / 'data' / 'emoji-faces64.zip').write_bytes(b'zip')
+    calls = tmp_path / 'calls.txt'
+    stub = tmp_path / 'python'
+    stub.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
+    stub.chmod(0o755)
+    environ = {**os.environ, 'RUNS': str(runs), 'KEPT': str(kept), 'PY': str(stub)}
+    return dict(runs=runs, kept=kept, calls=calls, environ=environ)
+
+
+def script(env, *args) -> subprocess.CompletedProcess:
+    return subprocess.run(['bash', str(SCRIPT), *args], env=env['environ'], capture_output=True, text=True,
+                          timeout=60)
+
+
+def wait_for_calls(path: pathlib.Path) -> str:
+    for _ in range(100):           # launch() starts train.py in the background
+        if path.is_file() and 'train.py' in path.read_text():
+            return path.read_text()
+        time.sleep(0.1)
+    raise AssertionError('train.py was not launched')
+
+
+def test_keep_then_resume_on_a_new_machine(env):
+    result = script(env, 'keep', 'emoji-sg3r')
+    assert result.returncode == 0, result.stderr
+    kept = env['kept'] / 'emoji-sg3r' / RUN_FOLDER
+    assert {p.name: p.read_bytes() for p in kept.iterdir()} == RUN_FILES
+
+    # A new machine: no runs folder at all (not even the dataset, which resume rebuilds).
+    subprocess.run(['rm', '-rf', str(env['runs'])], check=True)
+    result = script(env, 'resume', 'emoji-sg3r')
+    assert result.returncode == 0, result.stderr
+    assert 'emoji-sg3r: restored from models/runs/emoji-sg3r' in result.stdout
+    restored = env['runs'] / 'emoji-sg3r' / RUN_FOLDER
+    assert {p.name: p.read_bytes() for p in restored.iterdir()} == RUN_FILES
+    calls = wait_for_calls(env['calls']).splitlines()
+    assert any('dataset_tool.py' in c and '--subset faces-people' in c for c in calls)
+    assert any(c.endswith(f'train.py --outdir {env["runs"]}/emoji-sg3r --resume latest') for c in calls)
+
+
+def test_transfer_starts_from_the_bundle_and_keeps_its_json(env):
+    subprocess.run(['rm', '-rf', str(env['runs'] / 'emoji-sg3r')], check=True)
+    result = script(env, 'transfer', 'emoji-sg3r')
+    assert result.returncode == 0, result.stderr
+    base = env['runs'] / 'emoji-sg3r' / 'transfer-base.json'
+    assert base.read_text() == (REPO / 'models' / 'emoji-sg3r.json').read_text()
+    call = wait_for_calls(env['calls'])
+    assert f'--transfer {REPO}/models/emoji-sg3r.safetensors' in call
+    assert '--cfg stylegan3-r --cbase 2048 --cmax 24 --sg3-layers 8' in call and '--aug ada' in call
+
+    # The kept copy carries the base along, so a restored run still counts the bundle's kimg.
+    (env['runs'] / 'emoji-sg3r' / RUN_FOLDER).mkdir()
+    (env['runs'] / 'emoji-sg3r' / RUN_FOLDER / 'training-state.pt').write_bytes(b'state')
+    assert script(env, 'keep', 'emoji-sg3r').returncode == 0
+    assert (env['kept'] / 'emoji-sg3r' / 'transfer-base.json').read_text() == base.read_text()
+
+    # A second transfer would hide the run from `resume`: refused, nothing launched.
+    before = env['calls'].read_text()
+    result = script(env, 'transfer', 'emoji-sg3r')
+    assert 'exists already' in result.stderr
+    time.sleep(0.5)
+    assert env['calls'].read_text() == before
