@@ -355,14 +355,36 @@ class Measurements:
     command: str
 
 
+def eq_note(eq_samples: int | None) -> str:
+    """The JSON notes' sentence on the EQ sample count ('' for the full 50k metrics)."""
+    if eq_samples is None:
+        return 'EQ metrics not measured.'
+    if eq_samples < FULL_EQ_SAMPLES:
+        return f'EQ metrics with {eq_samples} samples: a reduced-count stand-in for the 50k metrics.'
+    return ''
+
+
+EQ_NOTE = re.compile(r'EQ metrics (not measured|with \d+ samples: a reduced-count stand-in for the 50k metrics)\. ?')
+
+
+def eq_rows(eq: dict, eq_samples: int | None) -> list[str]:
+    """The model card's metric-table rows of the EQ metrics."""
+    if eq_samples is None:
+        return ['| eqt50k_int / eqt50k_frac / eqr50k | not measured | |']
+    reduced = (f'{eq_samples} samples (reduced-count stand-in for 50k)' if eq_samples < FULL_EQ_SAMPLES
+               else f'{eq_samples} samples')
+    return [f'| {k} | {fmt(eq.get(k), 2, " dB")} | PSNR, {reduced} |' for k in EQ_METRICS]
+
+
+EQ_ROW = re.compile(r'^\| (eqt50k_int|eqt50k_frac|eqr50k|eqt50k_int / eqt50k_frac / eqr50k) \|')
+
+
 def metrics_notes(m: Measurements) -> str:
     parts = ['Final snapshot.' if m.final else 'INTERIM snapshot, training continues.',
              f'fd_mobilenet and swd with {m.num_gen} generated images vs {m.num_real} real '
              f'({"with x-flips" if m.options["training_set_kwargs"].get("xflip") else "no flips"}).']
-    if m.eq_samples is None:
-        parts.append('EQ metrics not measured.')
-    elif m.eq_samples < FULL_EQ_SAMPLES:
-        parts.append(f'EQ metrics with {m.eq_samples} samples: a reduced-count stand-in for the 50k metrics.')
+    if eq_note(m.eq_samples):
+        parts.append(eq_note(m.eq_samples))
     parts.append(f'render_fps: visualizer Renderer, 1 torch thread, load average {m.speed["load_average"]:.1f}.'
                  if m.speed else 'render_fps not measured.')
     return ' '.join(parts)
@@ -463,12 +485,7 @@ def card_metrics(m: Measurements) -> str:
         to = '' if ratio is None else f' (to {100 / ratio:.0f} %)'
         rows.append(f'| {k} | {fmt(last)} | {fmt(first)} at 0 kimg; fell {fmt(ratio, 2)}x{to}; '
                     f'{m.num_gen} generated vs {m.num_real} real ({flips}) |')
-    if m.eq_samples is None:
-        rows.append('| eqt50k_int / eqt50k_frac / eqr50k | not measured | |')
-    else:
-        reduced = (f'{m.eq_samples} samples (reduced-count stand-in for 50k)' if m.eq_samples < FULL_EQ_SAMPLES
-                   else f'{m.eq_samples} samples')
-        rows += [f'| {k} | {fmt(m.eq.get(k), 2, " dB")} | PSNR, {reduced} |' for k in EQ_METRICS]
+    rows += eq_rows(m.eq, m.eq_samples)
     if m.speed:
         rows.append(f'| render FPS | {m.speed["render_fps"]:.1f} | visualizer Renderer (`benchmarks/visualizer.py`), '
                     f'1 thread; CPU {m.speed["render_cpu_ms"]:.1f} ms / frame '

@@ -4,6 +4,7 @@ run folder (tiny random StyleGAN3-T snapshots, tiny dataset) writing into a temp
 import importlib.util
 import json
 import pathlib
+import shutil
 
 import numpy as np
 import PIL.Image
@@ -265,3 +266,59 @@ def test_continued_run_adds_its_bundle(mb, fake, export_bundled):
     assert result.exit_code == 1 and "transfer-base.json is not a bundled model's JSON" in result.output
     assert result.output.strip().count('\n') == 0
     assert (models / 'tiny-sg3t.json').read_text() == before
+
+
+@pytest.fixture()
+def measure_eq():
+    spec = importlib.util.spec_from_file_location('measure_eq', REPO / 'models' / 'measure_eq.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_measure_eq_updates_json_and_card_in_place(mb, measure_eq, fake, tmp_path):
+    """The full EQ count is added later from the bundled file alone: only the EQ numbers, count and
+    notes sentence change in the JSON, only the EQ rows in the card."""
+    run, models = fake
+    result = invoke(mb, '--name', 'tiny-sg3t', '--run', run, '--snapshot-kimg', 8, '--num-gen', NUM_GEN,
+                    '--models-dir', models, '--skip-eq', '--skip-fps')
+    assert result.exit_code == 0, result.output
+    before_json = json.loads((models / 'tiny-sg3t.json').read_text())
+    before_card = (models / 'tiny-sg3t.md').read_text()
+    assert '| eqt50k_int / eqt50k_frac / eqr50k | not measured | |' in before_card
+    shutil.rmtree(run.parent)                  # the run is not needed (it may be lost)
+
+    args = ['--name', 'tiny-sg3t', '--eq-samples', str(EQ_SAMPLES), '--models-dir', str(models),
+            '--cache-dir', str(tmp_path / 'eqcache')]
+    result = CliRunner().invoke(measure_eq.main, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    data = json.loads((models / 'tiny-sg3t.json').read_text())
+    G = network_files.load_generator(models / 'tiny-sg3t.safetensors')
+    import metrics
+    direct = metrics.run_metric('eqt50k_int', G=G, num_gen=EQ_SAMPLES, progress=False)['eqt50k_int']
+    assert data['eqt50k_int'] == pytest.approx(direct, abs=0.006)
+    assert all(isinstance(data[k], float) for k in ('eqt50k_frac', 'eqr50k'))
+    assert data['eq_num_samples'] == EQ_SAMPLES
+    assert 'not measured' not in data['notes'].replace('render_fps not measured', '')
+    assert f'EQ metrics with {EQ_SAMPLES} samples' in data['notes']
+    unchanged = {k: v for k, v in data.items() if k not in (*mb.EQ_METRICS, 'eq_num_samples', 'notes')}
+    assert unchanged == {k: v for k, v in before_json.items() if k not in (*mb.EQ_METRICS, 'eq_num_samples', 'notes')}
+
+    card = (models / 'tiny-sg3t.md').read_text()
+    assert f'| eqt50k_int | {data["eqt50k_int"]:.2f} dB | PSNR, {EQ_SAMPLES} samples (reduced-count' in card
+    rows = [line for line in card.splitlines() if mb.EQ_ROW.match(line)]
+    assert len(rows) == 3
+    others = [line for line in card.splitlines() if not mb.EQ_ROW.match(line)]
+    assert others == [line for line in before_card.splitlines() if not mb.EQ_ROW.match(line)]
+
+    # Rerun: cached by the file's hash; the full count drops the reduced-count sentence.
+    result = CliRunner().invoke(measure_eq.main, args, catch_exceptions=False)
+    assert result.output.count('(cached in') == 3
+    full = measure_eq.updated_json(data, {k: 1.0 for k in mb.EQ_METRICS}, 50000)
+    assert 'EQ metrics' not in full['notes'] and full['notes'].endswith('render_fps not measured.')
+
+    # No card to update: one sentence, nothing measured.
+    (models / 'tiny-sg3t.md').unlink()
+    result = CliRunner().invoke(measure_eq.main, args)
+    assert result.exit_code == 1 and 'tiny-sg3t.md does not exist' in result.output
+    assert result.output.strip().count('\n') == 0

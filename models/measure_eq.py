@@ -1,0 +1,95 @@
+"""Measure a bundled model's EQ metrics and update its metrics JSON and model card in place.
+
+    python models/measure_eq.py --name emoji-sg3t [--eq-samples 50000]
+
+The full 50k-sample EQ metrics take about 1.5-2 hours per StyleGAN3 model on one CPU core, so
+models/measure_bundled.py writes the card with a reduced sample count and this tool adds the
+full count later, from the bundled file alone: it needs neither the training run nor the
+dataset. It measures eqt50k_int, eqt50k_frac and eqr50k of models/<name>.safetensors and
+replaces the EQ values, `eq_num_samples` and the notes' EQ sentence in models/<name>.json and
+the EQ rows of the metrics table in models/<name>.md; every other line stays as it was.
+Results are cached in --cache-dir by file name + content hash and sample count, so a rerun or
+an interrupted session does not measure again.
+"""
+
+import json
+import os
+import pathlib
+import sys
+
+import click
+
+MODELS = pathlib.Path(__file__).resolve().parent
+sys.path[:0] = [str(MODELS.parent), str(MODELS)]   # the repo's packages and measure_bundled beside this file
+
+import measure_bundled as mb  # noqa: E402
+
+DEFAULT_CACHE = pathlib.Path(os.environ.get('STYLEGAN_CACHE_DIR') or '~/.cache/stylegan-toolkit').expanduser() / 'bundled-metrics'
+
+
+def read_outputs(models_dir: pathlib.Path, name: str) -> tuple[dict, str]:
+    """The model's metrics JSON and card as measure_bundled.py wrote them; one sentence if unusable."""
+    json_path, card_path = models_dir / f'{name}.json', models_dir / f'{name}.md'
+    for path in (json_path, card_path):
+        if not path.is_file():
+            raise click.ClickException(f'{path} does not exist; write it first with models/measure_bundled.py.')
+    try:
+        data = json.loads(json_path.read_text())
+    except json.JSONDecodeError:
+        raise click.ClickException(f'{json_path} is not valid JSON.') from None
+    card = card_path.read_text()
+    if not any(mb.EQ_ROW.match(line) for line in card.splitlines()):
+        raise click.ClickException(f'{card_path} has no EQ rows in its metrics table to update.')
+    return data, card
+
+
+def updated_json(data: dict, eq: dict, samples: int) -> dict:
+    """The JSON with new EQ values and count; the notes' EQ sentence (before render_fps') replaced."""
+    notes = mb.EQ_NOTE.sub('', data.get('notes', '')).strip()
+    note = mb.eq_note(samples)
+    if note:
+        at = notes.find('render_fps')
+        notes = f'{notes[:at]}{note} {notes[at:]}' if at >= 0 else f'{notes} {note}'.strip()
+    return {**data, **{k: mb.rounded(eq.get(k)) for k in mb.EQ_METRICS}, 'eq_num_samples': samples, 'notes': notes}
+
+
+def updated_card(card: str, eq: dict, samples: int) -> str:
+    """The card with its EQ rows (one 'not measured' row, or one per metric) replaced in place."""
+    lines = card.split('\n')
+    at = [i for i, line in enumerate(lines) if mb.EQ_ROW.match(line)]
+    return '\n'.join(lines[:at[0]] + mb.eq_rows(eq, samples) + [line for i, line in enumerate(lines[at[0]:], at[0])
+                                                                  if i not in at])
+
+
+@click.command(help=__doc__)
+@click.option('--name', required=True, help='Bundled model name, e.g. emoji-sg3t.')
+@click.option('--eq-samples', type=click.IntRange(min=1), default=mb.FULL_EQ_SAMPLES, show_default=True,
+              help='Samples of each EQ metric (50000 = the full metric).')
+@click.option('--models-dir', type=click.Path(file_okay=False, path_type=pathlib.Path), default=MODELS,
+              show_default=True, help='Folder of the bundled file, its JSON and card.')
+@click.option('--cache-dir', type=click.Path(file_okay=False, path_type=pathlib.Path), default=DEFAULT_CACHE,
+              show_default=True, help='Where results are cached (metric-<metric>.jsonl).')
+@click.option('--device', default='auto', show_default=True, help='Device of the metrics: auto, cpu or cuda[:N].')
+def main(name, eq_samples, models_dir, cache_dir, device):
+    from torch_utils import network_files
+    from torch_utils.misc import resolve_device
+    bundle = mb.bundled_file(models_dir, name)
+    data, card = read_outputs(models_dir, name)
+    try:
+        device = resolve_device(device)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    G = network_files.load_generator(bundle)
+    key = f'{bundle.name}@sha256:{mb.file_digest(bundle)[:16]}'   # the same key as measure_bundled.py
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    eq = mb.measure_equivariance(G, name, key, eq_samples, cache_dir, device)
+    if not eq:
+        raise click.ClickException(f'{name} has no input transform, so it has no EQ metrics to update.')
+    new = updated_json(data, eq, eq_samples)
+    mb.atomic_write_text(models_dir / f'{name}.json', json.dumps(new, indent=2) + '\n')
+    mb.atomic_write_text(models_dir / f'{name}.md', updated_card(card, eq, eq_samples))
+    click.echo(json.dumps({k: new[k] for k in (*mb.EQ_METRICS, 'eq_num_samples')}))
+
+
+if __name__ == '__main__':
+    main()
