@@ -7,7 +7,7 @@
 #   models/train_bundled.sh transfer NAME..  # new run from models/NAME.safetensors when its run is lost
 #   models/train_bundled.sh stop   NAME..    # stop runs right after their next training-state write, then keep
 #   models/train_bundled.sh keep   [NAME..]  # copy each run's resumable state into models/runs/ (commit it)
-#   models/train_bundled.sh status           # running processes, newest tick line and snapshot per run
+#   models/train_bundled.sh status           # running processes, kept state, newest tick line and snapshot per run
 #
 # NAME is emoji-sg3t, emoji-sg3r or emoji-sg2f (default: all three). Runs live outside the
 # repository in $RUNS (default /work/runs), one folder per model: $RUNS/<NAME>/<NNNNN-desc>/.
@@ -137,8 +137,10 @@ case ${1:-} in
   status)
     ps -eo pid,etime,time,args | grep "[t]rain.py --outdir $RUNS" || echo "no training process running"
     for name in "${ALL[@]}"; do
+      kept=$(ls -d "$KEPT/$name"/0* 2>/dev/null | tail -1) || true
+      [ -z "$kept" ] || echo "$name: kept in models/runs (its log reaches kimg $(grep -h "^tick" "$kept"/log.txt | tail -1 | awk "{print \$4}"))"
       run=$(ls -d "$RUNS/$name"/0* 2>/dev/null | tail -1) || true
-      [ -n "$run" ] || { echo "$name: not started"; continue; }
+      [ -n "$run" ] || { echo "$name: not started here${kept:+ (resume restores the kept state)}"; continue; }
       echo "$name: $run"
       grep -h '^tick' "$run"/log.txt 2>/dev/null | tail -1 || true
       ls "$run" | grep -E 'network-snapshot' | tail -1 || true
