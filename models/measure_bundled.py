@@ -203,6 +203,11 @@ def file_digest(path: pathlib.Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def bundle_key(bundle: pathlib.Path) -> str:
+    """Cache key of a bundled file's metric results: a re-exported file gets new results."""
+    return f'{bundle.name}@sha256:{file_digest(bundle)[:16]}'
+
+
 def check_source(bundle: pathlib.Path, meta: dict, snapshot: pathlib.Path):
     """Refuse to write a card for a bundled file exported from another snapshot."""
     source = meta.get('source_snapshot')
@@ -383,8 +388,8 @@ def metrics_notes(m: Measurements) -> str:
     parts = ['Final snapshot.' if m.final else 'INTERIM snapshot, training continues.',
              f'fd_mobilenet and swd with {m.num_gen} generated images vs {m.num_real} real '
              f'({"with x-flips" if m.options["training_set_kwargs"].get("xflip") else "no flips"}).']
-    if eq_note(m.eq_samples):
-        parts.append(eq_note(m.eq_samples))
+    if note := eq_note(m.eq_samples):
+        parts.append(note)
     parts.append(f'render_fps: visualizer Renderer, 1 torch thread, load average {m.speed["load_average"]:.1f}.'
                  if m.speed else 'render_fps not measured.')
     return ' '.join(parts)
@@ -594,7 +599,7 @@ def main(name, run_dir, snapshot_kimg: int, num_gen, eq_samples, skip_eq, skip_f
         raise click.ClickException(str(exc)) from None
     data_kwargs, bundle = inputs['dataset_kwargs'], inputs['bundle']
     G = network_files.load_generator(bundle)
-    key = f'{bundle.name}@sha256:{file_digest(bundle)[:16]}'   # a re-exported file gets new results
+    key = bundle_key(bundle)
     quality = {k: measure(G, k, key, num_gen, run_dir, data_kwargs, device) for k in QUALITY_METRICS}
     base = inputs['base']
     quality_first = base.quality_first if base else load_first_quality(run_dir, num_gen, data_kwargs, device)

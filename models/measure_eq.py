@@ -13,7 +13,6 @@ an interrupted session does not measure again.
 """
 
 import json
-import os
 import pathlib
 import sys
 
@@ -23,9 +22,6 @@ MODELS = pathlib.Path(__file__).resolve().parent
 sys.path[:0] = [str(MODELS.parent), str(MODELS)]   # the repo's packages and measure_bundled beside this file
 
 import measure_bundled as mb  # noqa: E402
-
-DEFAULT_CACHE = pathlib.Path(os.environ.get('STYLEGAN_CACHE_DIR') or '~/.cache/stylegan-toolkit').expanduser() / 'bundled-metrics'
-
 
 def read_outputs(models_dir: pathlib.Path, name: str) -> tuple[dict, str]:
     """The model's metrics JSON and card as measure_bundled.py wrote them; one sentence if unusable."""
@@ -56,9 +52,10 @@ def updated_json(data: dict, eq: dict, samples: int) -> dict:
 def updated_card(card: str, eq: dict, samples: int) -> str:
     """The card with its EQ rows (one 'not measured' row, or one per metric) replaced in place."""
     lines = card.split('\n')
-    at = [i for i, line in enumerate(lines) if mb.EQ_ROW.match(line)]
-    return '\n'.join(lines[:at[0]] + mb.eq_rows(eq, samples) + [line for i, line in enumerate(lines[at[0]:], at[0])
-                                                                  if i not in at])
+    first = next(i for i, line in enumerate(lines) if mb.EQ_ROW.match(line))
+    kept = [line for line in lines if not mb.EQ_ROW.match(line)]
+    kept[first:first] = mb.eq_rows(eq, samples)     # every removed row was at or after `first`
+    return '\n'.join(kept)
 
 
 @click.command(help=__doc__)
@@ -67,10 +64,12 @@ def updated_card(card: str, eq: dict, samples: int) -> str:
               help='Samples of each EQ metric (50000 = the full metric).')
 @click.option('--models-dir', type=click.Path(file_okay=False, path_type=pathlib.Path), default=MODELS,
               show_default=True, help='Folder of the bundled file, its JSON and card.')
-@click.option('--cache-dir', type=click.Path(file_okay=False, path_type=pathlib.Path), default=DEFAULT_CACHE,
-              show_default=True, help='Where results are cached (metric-<metric>.jsonl).')
+@click.option('--cache-dir', type=click.Path(file_okay=False, path_type=pathlib.Path), default=None,
+              help='Where results are cached (metric-<metric>.jsonl) [default: bundled-metrics/ in '
+                   '$STYLEGAN_CACHE_DIR, else ~/.cache/stylegan-toolkit].')
 @click.option('--device', default='auto', show_default=True, help='Device of the metrics: auto, cpu or cuda[:N].')
 def main(name, eq_samples, models_dir, cache_dir, device):
+    from metrics.features import default_cache_dir
     from torch_utils import network_files
     from torch_utils.misc import resolve_device
     bundle = mb.bundled_file(models_dir, name)
@@ -80,9 +79,9 @@ def main(name, eq_samples, models_dir, cache_dir, device):
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     G = network_files.load_generator(bundle)
-    key = f'{bundle.name}@sha256:{mb.file_digest(bundle)[:16]}'   # the same key as measure_bundled.py
+    cache_dir = cache_dir or default_cache_dir() / 'bundled-metrics'
     cache_dir.mkdir(parents=True, exist_ok=True)
-    eq = mb.measure_equivariance(G, name, key, eq_samples, cache_dir, device)
+    eq = mb.measure_equivariance(G, name, mb.bundle_key(bundle), eq_samples, cache_dir, device)
     if not eq:
         raise click.ClickException(f'{name} has no input transform, so it has no EQ metrics to update.')
     new = updated_json(data, eq, eq_samples)

@@ -47,13 +47,17 @@ cfg_args() {  # per-model network options, chosen for >= 20 FPS rendering on 2 c
   esac
 }
 
+newest_run() {  # newest_run DIR: the newest run folder (NNNNN-desc) in DIR, or nothing
+  ls -d "$1"/0* 2>/dev/null | tail -1 || true
+}
+
 KEPT=${KEPT:-$REPO/models/runs}
 # network-snapshot-000000.pt is the baseline of the model card's fd_mobilenet / swd.
 KEEP_FILES=(training-state.pt training_options.json log.txt stats.jsonl network-snapshot-000000.pt)
 
 keep_run() {  # keep_run NAME: copy the newest run's resumable files into $KEPT/NAME/<run folder>/
   local name=$1 run
-  run=$(ls -d "$RUNS/$name"/0* 2>/dev/null | tail -1) || true
+  run=$(newest_run "$RUNS/$name")
   [ -n "$run" ] || { echo "$name: no run in $RUNS/$name to keep" >&2; return 0; }
   rm -rf "${KEPT:?}/$name"; mkdir -p "$KEPT/$name/$(basename "$run")"
   for f in "${KEEP_FILES[@]}"; do [ ! -e "$run/$f" ] || cp -p "$run/$f" "$KEPT/$name/$(basename "$run")/"; done
@@ -123,7 +127,7 @@ case ${1:-} in
     shift; for name in "$@"; do
       pid=$(pgrep -f "train.py --outdir $RUNS/$name " | head -1) || true
       [ -n "$pid" ] || { echo "$name: not running" >&2; continue; }
-      state=$(ls -d "$RUNS/$name"/0* | tail -1)/training-state.pt
+      state=$(newest_run "$RUNS/$name")/training-state.pt
       before=$(stat -c %Y "$state" 2>/dev/null || echo 0)
       echo "$name: waiting for pid $pid to write its next training state..."
       while [ "$(stat -c %Y "$state" 2>/dev/null || echo 0)" = "$before" ]; do sleep 5; done
@@ -137,9 +141,9 @@ case ${1:-} in
   status)
     ps -eo pid,etime,time,args | grep "[t]rain.py --outdir $RUNS" || echo "no training process running"
     for name in "${ALL[@]}"; do
-      kept=$(ls -d "$KEPT/$name"/0* 2>/dev/null | tail -1) || true
+      kept=$(newest_run "$KEPT/$name")
       [ -z "$kept" ] || echo "$name: kept in models/runs (its log reaches kimg $(grep -h "^tick" "$kept"/log.txt | tail -1 | awk "{print \$4}"))"
-      run=$(ls -d "$RUNS/$name"/0* 2>/dev/null | tail -1) || true
+      run=$(newest_run "$RUNS/$name")
       [ -n "$run" ] || { echo "$name: not started here${kept:+ (resume restores the kept state)}"; continue; }
       echo "$name: $run"
       grep -h '^tick' "$run"/log.txt 2>/dev/null | tail -1 || true
