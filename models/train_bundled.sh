@@ -47,6 +47,11 @@ cfg_args() {  # per-model network options, chosen for >= 20 FPS rendering on 2 c
   esac
 }
 
+FAILED=0
+refuse() {  # refuse MESSAGE: report a request that cannot be done; the script then exits 1
+  echo "$1" >&2; FAILED=1
+}
+
 newest_run() {  # newest_run DIR: the newest run folder (NNNNN-desc) in DIR, or nothing
   ls -d "$1"/0* 2>/dev/null | tail -1 || true
 }
@@ -86,7 +91,7 @@ case ${1:-} in
   start)
     shift; for name in "${@:-${ALL[@]}}"; do
       if [ -e "$RUNS/$name" ]; then  # a second run would hide the first from `resume`
-        echo "$name: $RUNS/$name exists already; use 'resume' (or move it away)" >&2; continue
+        refuse "$name: $RUNS/$name exists already; use 'resume' (or move it away)."; continue
       fi
       # shellcheck disable=SC2046
       launch "$name" nohup.log $(cfg_args "$name") "${COMMON[@]}"
@@ -113,8 +118,11 @@ case ${1:-} in
     # transfer-base.json, so export/measure can add the kimg and hours the bundle already had.
     shift; for name in "$@"; do
       if [ -e "$RUNS/$name" ]; then
-        echo "$name: $RUNS/$name exists already; use 'resume' (or move it away)" >&2; continue
+        refuse "$name: $RUNS/$name exists already; use 'resume' (or move it away)."; continue
       fi
+      for f in "$REPO/models/$name.json" "$REPO/models/$name.safetensors"; do
+        [ -e "$f" ] || { refuse "$name: $f is missing, so there is nothing to transfer from."; continue 2; }
+      done
       mkdir -p "$RUNS/$name"
       cp "$REPO/models/$name.json" "$RUNS/$name/transfer-base.json"
       # shellcheck disable=SC2046
@@ -152,3 +160,4 @@ case ${1:-} in
     ;;
   *) sed -n '2,17p' "$0"; exit 2 ;;
 esac
+exit $FAILED

@@ -93,3 +93,13 @@ def test_transfer_starts_from_the_bundle_and_keeps_its_json(env):
     assert 'exists already' in result.stderr
     time.sleep(0.5)
     assert env['calls'].read_text() == before
+    assert result.returncode == 1
+
+
+def test_transfer_without_a_bundle_is_refused_before_creating_anything(env):
+    result = script(env, 'transfer', 'emoji-nope')
+    assert result.returncode == 1
+    assert result.stderr.strip() == (f'emoji-nope: {REPO}/models/emoji-nope.json is missing, '
+                                     'so there is nothing to transfer from.')
+    assert not (env['runs'] / 'emoji-nope').exists()
+    assert not env['calls'].exists()
