@@ -132,6 +132,7 @@ def new_run(opts: dict, device) -> tuple[TrainingConfig, pathlib.Path | None]:
         cfg=opts['cfg'], data=opts['data'], batch=opts['batch'], gamma=opts['gamma'], gpus=opts['gpus'],
         batch_gpu=opts['batch_gpu'], cond=opts['cond'], mirror=opts['mirror'], aug=opts['aug'],
         p=opts['p'], target=opts['target'], cbase=opts['cbase'], cmax=opts['cmax'], glr=opts['glr'],
+        d_cbase=opts['d_cbase'], d_cmax=opts['d_cmax'],
         dlr=opts['dlr'], map_depth=opts['map_depth'], mbstd_group=opts['mbstd_group'],
         freezed=opts['freezed'], w_dim=opts['w_dim'], sg3_layers=opts['sg3_layers'], kimg=opts['kimg'],
         tick=opts['tick'], snap=opts['snap'], seed=opts['seed'], fp32=opts['fp32'],
@@ -222,6 +223,10 @@ def _override(config: TrainingConfig, name: str, value):
               show_default=True)
 @click.option('--cmax', help='Max. feature maps', metavar='INT', type=click.IntRange(min=1), default=512,
               show_default=True)
+@click.option('--d-cbase', help='Capacity multiplier of D only  [default: --cbase]', metavar='INT',
+              type=click.IntRange(min=1))
+@click.option('--d-cmax', help='Max. feature maps of D only  [default: --cmax]', metavar='INT',
+              type=click.IntRange(min=1))
 @click.option('--glr', help='G learning rate (default: 0.002 stylegan2, 0.0025 stylegan3)', metavar='FLOAT',
               type=click.FloatRange(min=0))
 @click.option('--dlr', help='D learning rate', metavar='FLOAT', type=click.FloatRange(min=0), default=0.002,

@@ -39,6 +39,8 @@ class NetworkConfig:
     w_dim: int = 512                       # intermediate latent size (--w-dim also sets z_dim)
     cbase: int = 32768                     # --cbase: channel budget (channels = cbase / resolution)
     cmax: int = 512                        # --cmax: channel cap
+    d_cbase: int | None = None             # --d-cbase: D's channel budget (default: cbase)
+    d_cmax: int | None = None              # --d-cmax: D's channel cap (default: cmax)
     map_depth: int = 8                     # --map-depth: mapping layers (8 SG2, 2 SG3)
     mbstd_group: int = 4                   # --mbstd-group: D minibatch-stddev group size
     freezed: int = 0                       # --freezed: frozen D layers (transfer learning)
@@ -62,8 +64,10 @@ class NetworkConfig:
         return kwargs
 
     def discriminator_kwargs(self, c_dim: int, resolution: int, channels: int) -> dict:
+        # D's width does not change what G renders or how fast, so small CPU generators can train
+        # against a wider critic (--d-cbase / --d-cmax; the reference ties both to G's budget).
         kwargs = dict(c_dim=c_dim, img_resolution=resolution, img_channels=channels,
-                      channel_base=self.cbase, channel_max=self.cmax,
+                      channel_base=self.d_cbase or self.cbase, channel_max=self.d_cmax or self.cmax,
                       block_kwargs={'freeze_layers': self.freezed}, mapping_kwargs={},
                       epilogue_kwargs={'mbstd_group_size': self.mbstd_group})
         if self.fp32:
@@ -145,7 +149,7 @@ class TrainingConfig:
 
 
 def resolve_config(*, cfg, data, batch, gamma, gpus=1, batch_gpu=None, cond=False, mirror=False,
-                   aug='ada', p=0.2, target=0.6, cbase=32768, cmax=512, glr=None, dlr=0.002,
+                   aug='ada', p=0.2, target=0.6, cbase=32768, cmax=512, d_cbase=None, d_cmax=None, glr=None, dlr=0.002,
                    map_depth=None, mbstd_group=4, freezed=0, w_dim=512, sg3_layers=None,
                    kimg=25000, tick=4, snap=50, seed=0, fp32=False, nobench=False, workers=3,
                    metrics=(), metrics_num_gen=None, transfer=None, device='auto', deterministic=False,
@@ -160,7 +164,7 @@ def resolve_config(*, cfg, data, batch, gamma, gpus=1, batch_gpu=None, cond=Fals
     if mbstd_group > batch_gpu or batch_gpu % mbstd_group != 0:
         raise ValueError(f'--batch-gpu {batch_gpu} must be a multiple of --mbstd-group {mbstd_group}.')
     sg3 = is_stylegan3(cfg)
-    network = NetworkConfig(cfg=cfg, z_dim=w_dim, w_dim=w_dim, cbase=cbase, cmax=cmax,
+    network = NetworkConfig(cfg=cfg, z_dim=w_dim, w_dim=w_dim, cbase=cbase, cmax=cmax, d_cbase=d_cbase, d_cmax=d_cmax,
                             map_depth=map_depth if map_depth is not None else (2 if sg3 else 8),
                             mbstd_group=mbstd_group, freezed=freezed, fp32=fp32, sg3_layers=sg3_layers,
                             magnitude_ema_beta=0.5 ** (batch / 20e3) if sg3 else None)

@@ -107,6 +107,20 @@ def test_transfer_copies_weights_and_checks_shapes(tmp_path, data):
     assert 'does not match the network' in result.output and 'Traceback' not in result.output
 
 
+def _widest_conv(state_dict) -> int:
+    return max(v.shape[0] for v in state_dict.values() if v.ndim == 4)
+
+
+def test_d_width_options_change_only_d(tmp_path, data):
+    run_dir = tiny_run(tmp_path, data, 'stylegan2', '--d-cbase', 128, '--d-cmax', 8, kimg=0.004)
+    state = torch.load(run_dir / 'network-snapshot-000000.pt', weights_only=True)
+    assert _widest_conv(state['D']['state_dict']) == 8      # D: min(128 / res, 8) channels
+    assert _widest_conv(state['G']['state_dict']) == 32     # G keeps --cmax 32 of TINY
+    assert _widest_conv(state['G_ema']['state_dict']) == 32
+    options = json.loads((run_dir / 'training_options.json').read_text())
+    assert (options['network']['d_cbase'], options['network']['d_cmax']) == (128, 8)
+
+
 def _error_of(*args) -> str:
     result = invoke(*args)
     assert result.exit_code == 1, result.output
