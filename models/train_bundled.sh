@@ -52,6 +52,11 @@ refuse() {  # refuse MESSAGE: report a request that cannot be done; the script t
   echo "$1" >&2; FAILED=1
 }
 
+refuse_existing() {  # refuse_existing NAME: true (and refused) if NAME has a run folder already
+  [ -e "$RUNS/$1" ] || return 1   # a second run would hide the first from `resume`
+  refuse "$1: $RUNS/$1 exists already; use 'resume' (or move it away)."
+}
+
 newest_run() {  # newest_run DIR: the newest run folder (NNNNN-desc) in DIR, or nothing
   ls -d "$1"/0* 2>/dev/null | tail -1 || true
 }
@@ -90,9 +95,7 @@ case ${1:-} in
     ;;
   start)
     shift; for name in "${@:-${ALL[@]}}"; do
-      if [ -e "$RUNS/$name" ]; then  # a second run would hide the first from `resume`
-        refuse "$name: $RUNS/$name exists already; use 'resume' (or move it away)."; continue
-      fi
+      refuse_existing "$name" && continue
       # shellcheck disable=SC2046
       launch "$name" nohup.log $(cfg_args "$name") "${COMMON[@]}"
     done
@@ -117,9 +120,7 @@ case ${1:-} in
     # weights, fresh optimisers and ADA). The bundled JSON is kept beside the run as
     # transfer-base.json, so export/measure can add the kimg and hours the bundle already had.
     shift; for name in "$@"; do
-      if [ -e "$RUNS/$name" ]; then
-        refuse "$name: $RUNS/$name exists already; use 'resume' (or move it away)."; continue
-      fi
+      refuse_existing "$name" && continue
       for f in "$REPO/models/$name.json" "$REPO/models/$name.safetensors"; do
         [ -e "$f" ] || { refuse "$name: $f is missing, so there is nothing to transfer from."; continue 2; }
       done
