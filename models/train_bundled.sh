@@ -9,7 +9,8 @@
 #   models/train_bundled.sh keep   [NAME..]  # copy each run's resumable state into models/runs/ (commit it)
 #   models/train_bundled.sh status           # running processes, kept state, newest tick line and snapshot per run
 #
-# NAME is emoji-sg3t, emoji-sg3r or emoji-sg2f (default: all three). Runs live outside the
+# NAME is emoji-sg3t, emoji-sg3r or emoji-sg2f (default: all three), or a training variant of one
+# of them (VARIANTS below: same G, so its snapshots export to the same bundle). Runs live outside the
 # repository in $RUNS (default /work/runs), one folder per model: $RUNS/<NAME>/<NNNNN-desc>/.
 # A new machine keeps only the repository, so `keep` copies what exact resume needs (training
 # state, options, log, stats: a few MB) to models/runs/<NAME>/, and `resume` brings it back.
@@ -24,6 +25,9 @@ DATA=$RUNS/data/emoji-faces64.zip
 FONT=/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf   # Debian fonts-noto-color-emoji
 THREADS=${THREADS:-1}
 ALL=(emoji-sg3t emoji-sg3r emoji-sg2f)
+# Training variants: a second run of a bundled model with a different D or schedule, so it can be
+# compared with the main run on the same machine without moving either away.
+VARIANTS=(emoji-sg3r-d48)
 
 # Options shared by the three runs: 64x64 faces/people emoji + x-flips, batch 16, R1 gamma 1,
 # ADA (p reacts within 100 kimg, our runs are short), mapping depth 2, z/w 128, 1 kimg ticks,
@@ -41,9 +45,19 @@ cfg_args() {  # per-model network options, chosen for >= 20 FPS rendering on 2 c
     # 4096/48 (1.5x SG3-T's channels, the most that renders >= 20 FPS) with 8 layers (~32-35 ms
     # per frame); D gets 2048/24.
     emoji-sg3r) echo --cfg stylegan3-r --cbase 2048 --cmax 24 --sg3-layers 8 ;;
+    # The same G with D at 48 channels instead of 24: emoji-sg3r's fd_mobilenet stayed at 184-197
+    # from 240 to 500 kimg, and D's width costs training time only, never render speed.
+    emoji-sg3r-d48) echo "$(cfg_args emoji-sg3r)" --d-cbase 4096 --d-cmax 48 ;;
     # Same G/D channels as SG3-T; StyleGAN2 has no layer-count option (64x64: 4..64 blocks).
     emoji-sg2f) echo --cfg stylegan2-fourier --cbase 4096 --cmax 32 ;;
-    *) echo "unknown model name $1 (use ${ALL[*]})" >&2; exit 2 ;;
+    *) echo "unknown model name $1 (use ${ALL[*]} ${VARIANTS[*]})" >&2; exit 2 ;;
+  esac
+}
+
+bundle_of() {  # bundle_of NAME: the bundled model a run NAME trains (a variant trains its base's G)
+  case $1 in
+    emoji-sg3r-d48) echo emoji-sg3r ;;
+    *) echo "$1" ;;
   esac
 }
 
@@ -121,13 +135,14 @@ case ${1:-} in
     # transfer-base.json, so export/measure can add the kimg and hours the bundle already had.
     shift; for name in "$@"; do
       refuse_existing "$name" && continue
-      for f in "$REPO/models/$name.json" "$REPO/models/$name.safetensors"; do
+      base=$REPO/models/$(bundle_of "$name")
+      for f in "$base.json" "$base.safetensors"; do
         [ -e "$f" ] || { refuse "$name: $f is missing, so there is nothing to transfer from."; continue 2; }
       done
       mkdir -p "$RUNS/$name"
-      cp "$REPO/models/$name.json" "$RUNS/$name/transfer-base.json"
+      cp "$base.json" "$RUNS/$name/transfer-base.json"
       # shellcheck disable=SC2046
-      launch "$name" nohup.log $(cfg_args "$name") "${COMMON[@]}" --transfer "$REPO/models/$name.safetensors"
+      launch "$name" nohup.log $(cfg_args "$name") "${COMMON[@]}" --transfer "$base.safetensors"
     done
     ;;
   stop)
@@ -149,16 +164,17 @@ case ${1:-} in
     ;;
   status)
     ps -eo pid,etime,time,args | grep "[t]rain.py --outdir $RUNS" || echo "no training process running"
-    for name in "${ALL[@]}"; do
+    for name in "${ALL[@]}" "${VARIANTS[@]}"; do
       kept=$(newest_run "$KEPT/$name")
       [ -z "$kept" ] || echo "$name: kept in models/runs (its log reaches kimg $(grep -h "^tick" "$kept"/log.txt | tail -1 | awk "{print \$4}"))"
       run=$(newest_run "$RUNS/$name")
+      [ -n "$run$kept" ] || [[ " ${ALL[*]} " == *" $name "* ]] || continue   # variants only once they exist
       [ -n "$run" ] || { echo "$name: not started here${kept:+ (resume restores the kept state)}"; continue; }
       echo "$name: $run"
       grep -h '^tick' "$run"/log.txt 2>/dev/null | tail -1 || true
       ls "$run" | grep -E 'network-snapshot' | tail -1 || true
     done
     ;;
-  *) sed -n '2,17p' "$0"; exit 2 ;;
+  *) sed -n '2,18p' "$0"; exit 2 ;;
 esac
 exit $FAILED

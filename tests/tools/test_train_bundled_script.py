@@ -103,3 +103,22 @@ def test_transfer_without_a_bundle_is_refused_before_creating_anything(env):
                                      'so there is nothing to transfer from.')
     assert not (env['runs'] / 'emoji-nope').exists()
     assert not env['calls'].exists()
+
+
+def test_a_variant_transfers_from_its_base_bundle_beside_the_main_run(env):
+    result = script(env, 'transfer', 'emoji-sg3r-d48')        # emoji-sg3r's own run stays put
+    assert result.returncode == 0, result.stderr
+    base = env['runs'] / 'emoji-sg3r-d48' / 'transfer-base.json'
+    assert base.read_text() == (REPO / 'models' / 'emoji-sg3r.json').read_text()
+    call = wait_for_calls(env['calls'])
+    assert f'--outdir {env["runs"]}/emoji-sg3r-d48 ' in call
+    assert f'--transfer {REPO}/models/emoji-sg3r.safetensors' in call
+    # The same G as emoji-sg3r (so its snapshots export to that bundle); only D is wider.
+    assert ('--cfg stylegan3-r --cbase 2048 --cmax 24 --sg3-layers 8 --d-cbase 4096 --d-cmax 48'
+            in call)
+    # status lists a variant only once it has a run folder; the bundled names always.
+    assert 'emoji-sg3r-d48' not in script(env, 'status').stdout
+    (env['runs'] / 'emoji-sg3r-d48' / RUN_FOLDER).mkdir()
+    status = script(env, 'status').stdout
+    assert f'emoji-sg3r-d48: {env["runs"]}/emoji-sg3r-d48/{RUN_FOLDER}' in status
+    assert 'emoji-sg3t: not started here' in status
