@@ -372,13 +372,14 @@ def eq_note(eq_samples: int | None) -> str:
 EQ_NOTE = re.compile(r'EQ metrics (not measured|with \d+ samples: a reduced-count stand-in for the 50k metrics)\. ?')
 
 
-def eq_rows(eq: dict, eq_samples: int | None) -> list[str]:
-    """The model card's metric-table rows of the EQ metrics."""
+def eq_rows(eq: dict, eq_samples: int | None, command: str = '') -> list[str]:
+    """The model card's metric-table rows of the EQ metrics; `command` names a later measurement."""
     if eq_samples is None:
         return ['| eqt50k_int / eqt50k_frac / eqr50k | not measured | |']
     reduced = (f'{eq_samples} samples (reduced-count stand-in for 50k)' if eq_samples < FULL_EQ_SAMPLES
                else f'{eq_samples} samples')
-    return [f'| {k} | {fmt(eq.get(k), 2, " dB")} | PSNR, {reduced} |' for k in EQ_METRICS]
+    by = f', measured later with `{command}`' if command else ''
+    return [f'| {k} | {fmt(eq.get(k), 2, " dB")} | PSNR, {reduced}{by} |' for k in EQ_METRICS]
 
 
 EQ_ROW = re.compile(r'^\| (eqt50k_int|eqt50k_frac|eqr50k|eqt50k_int / eqt50k_frac / eqr50k) \|')

@@ -49,12 +49,13 @@ def updated_json(data: dict, eq: dict, samples: int) -> dict:
     return {**data, **{k: mb.rounded(eq.get(k)) for k in mb.EQ_METRICS}, 'eq_num_samples': samples, 'notes': notes}
 
 
-def updated_card(card: str, eq: dict, samples: int) -> str:
-    """The card with its EQ rows (one 'not measured' row, or one per metric) replaced in place."""
+def updated_card(card: str, eq: dict, samples: int, command: str) -> str:
+    """The card with its EQ rows (one 'not measured' row, or one per metric) replaced in place; the
+    rows name `command`, as the card's measure_bundled.py command has another EQ sample count."""
     lines = card.split('\n')
     first = next(i for i, line in enumerate(lines) if mb.EQ_ROW.match(line))
     kept = [line for line in lines if not mb.EQ_ROW.match(line)]
-    kept[first:first] = mb.eq_rows(eq, samples)     # every removed row was at or after `first`
+    kept[first:first] = mb.eq_rows(eq, samples, command)     # every removed row was at or after `first`
     return '\n'.join(kept)
 
 
@@ -86,7 +87,9 @@ def main(name, eq_samples, models_dir, cache_dir, device):
         raise click.ClickException(f'{name} has no input transform, so it has no EQ metrics to update.')
     new = updated_json(data, eq, eq_samples)
     mb.atomic_write_text(models_dir / f'{name}.json', json.dumps(new, indent=2) + '\n')
-    mb.atomic_write_text(models_dir / f'{name}.md', updated_card(card, eq, eq_samples))
+    command = f'python models/measure_eq.py --name {name}' + (
+        f' --eq-samples {eq_samples}' if eq_samples != mb.FULL_EQ_SAMPLES else '')
+    mb.atomic_write_text(models_dir / f'{name}.md', updated_card(card, eq, eq_samples, command))
     click.echo(json.dumps({k: new[k] for k in (*mb.EQ_METRICS, 'eq_num_samples')}))
 
 

@@ -308,6 +308,9 @@ def test_measure_eq_updates_json_and_card_in_place(mb, measure_eq, fake, tmp_pat
     assert f'| eqt50k_int | {data["eqt50k_int"]:.2f} dB | PSNR, {EQ_SAMPLES} samples (reduced-count' in card
     rows = [line for line in card.splitlines() if mb.EQ_ROW.match(line)]
     assert len(rows) == 3
+    # The card's measure_bundled.py command skipped EQ, so the rows say which command measured them.
+    assert all(row.endswith(f'measured later with `python models/measure_eq.py --name tiny-sg3t '
+                            f'--eq-samples {EQ_SAMPLES}` |') for row in rows)
     others = [line for line in card.splitlines() if not mb.EQ_ROW.match(line)]
     assert others == [line for line in before_card.splitlines() if not mb.EQ_ROW.match(line)]
 
