@@ -27,7 +27,7 @@ THREADS=${THREADS:-1}
 ALL=(emoji-sg3t emoji-sg3r emoji-sg2f)
 # Training variants: a second run of a bundled model with a different D or schedule, so it can be
 # compared with the main run on the same machine without moving either away.
-VARIANTS=(emoji-sg3r-d48)
+VARIANTS=(emoji-sg3r-d48 emoji-sg3t-d64)
 
 # Options shared by the three runs: 64x64 faces/people emoji + x-flips, batch 16, R1 gamma 1,
 # ADA (p reacts within 100 kimg, our runs are short), mapping depth 2, z/w 128, 1 kimg ticks,
@@ -41,6 +41,8 @@ cfg_args() {  # per-model network options, chosen for >= 20 FPS rendering on 2 c
     # G: 32 channels, 10 layers: ~31-35 ms per 64x64 frame on one thread (~29 FPS; the
     # visualizer's renderer uses cores - 1 = 1 thread). D: 32 channels.
     emoji-sg3t) echo --cfg stylegan3-t --cbase 4096 --cmax 32 --sg3-layers 10 ;;
+    # The same G with D at 64 channels instead of 32, after emoji-sg3r-d48's D broke its plateau.
+    emoji-sg3t-d64) echo "$(cfg_args emoji-sg3t)" --d-cbase 8192 --d-cmax 64 ;;
     # train.py doubles cbase/cmax for G of stylegan3-r (1x1 convs, as the reference), so G gets
     # 4096/48 (1.5x SG3-T's channels, the most that renders >= 20 FPS) with 8 layers (~32-35 ms
     # per frame); D gets 2048/24.
@@ -57,6 +59,7 @@ cfg_args() {  # per-model network options, chosen for >= 20 FPS rendering on 2 c
 bundle_of() {  # bundle_of NAME: the bundled model a run NAME trains (a variant trains its base's G)
   case $1 in
     emoji-sg3r-d48) echo emoji-sg3r ;;
+    emoji-sg3t-d64) echo emoji-sg3t ;;
     *) echo "$1" ;;
   esac
 }

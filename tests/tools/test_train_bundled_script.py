@@ -105,20 +105,30 @@ def test_transfer_without_a_bundle_is_refused_before_creating_anything(env):
     assert not env['calls'].exists()
 
 
-def test_a_variant_transfers_from_its_base_bundle_beside_the_main_run(env):
-    result = script(env, 'transfer', 'emoji-sg3r-d48')        # emoji-sg3r's own run stays put
+VARIANTS = {  # variant: (bundle it trains, G options of that bundle's run, D options)
+    'emoji-sg3r-d48': ('emoji-sg3r', '--cfg stylegan3-r --cbase 2048 --cmax 24 --sg3-layers 8',
+                       '--d-cbase 4096 --d-cmax 48'),
+    'emoji-sg3t-d64': ('emoji-sg3t', '--cfg stylegan3-t --cbase 4096 --cmax 32 --sg3-layers 10',
+                       '--d-cbase 8192 --d-cmax 64'),
+}
+
+
+@pytest.mark.parametrize('variant', sorted(VARIANTS))
+def test_a_variant_transfers_from_its_base_bundle_beside_the_main_run(env, variant):
+    bundle, g_options, d_options = VARIANTS[variant]
+    result = script(env, 'transfer', variant)        # emoji-sg3r's own run (in env) stays put
     assert result.returncode == 0, result.stderr
-    base = env['runs'] / 'emoji-sg3r-d48' / 'transfer-base.json'
-    assert base.read_text() == (REPO / 'models' / 'emoji-sg3r.json').read_text()
+    base = env['runs'] / variant / 'transfer-base.json'
+    assert base.read_text() == (REPO / 'models' / f'{bundle}.json').read_text()
     call = wait_for_calls(env['calls'])
-    assert f'--outdir {env["runs"]}/emoji-sg3r-d48 ' in call
-    assert f'--transfer {REPO}/models/emoji-sg3r.safetensors' in call
-    # The same G as emoji-sg3r (so its snapshots export to that bundle); only D is wider.
-    assert ('--cfg stylegan3-r --cbase 2048 --cmax 24 --sg3-layers 8 --d-cbase 4096 --d-cmax 48'
-            in call)
+    assert f'--outdir {env["runs"]}/{variant} ' in call
+    assert f'--transfer {REPO}/models/{bundle}.safetensors' in call
+    # The same G as the bundle's run (so its snapshots export to that bundle); only D is wider.
+    assert f'{g_options} {d_options}' in call
+
     # status lists a variant only once it has a run folder; the bundled names always.
-    assert 'emoji-sg3r-d48' not in script(env, 'status').stdout
-    (env['runs'] / 'emoji-sg3r-d48' / RUN_FOLDER).mkdir()
+    assert variant not in script(env, 'status').stdout
+    (env['runs'] / variant / RUN_FOLDER).mkdir()
     status = script(env, 'status').stdout
-    assert f'emoji-sg3r-d48: {env["runs"]}/emoji-sg3r-d48/{RUN_FOLDER}' in status
-    assert 'emoji-sg3t: not started here' in status
+    assert f'{variant}: {env["runs"]}/{variant}/{RUN_FOLDER}' in status
+    assert 'emoji-sg2f: not started here' in status
