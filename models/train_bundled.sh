@@ -26,7 +26,8 @@ FONT=/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf   # Debian fonts-noto-col
 THREADS=${THREADS:-1}
 ALL=(emoji-sg3t emoji-sg3r emoji-sg2f)
 # Training variants: a second run of a bundled model with a different D or schedule, so it can be
-# compared with the main run on the same machine without moving either away.
+# compared with the main run on the same machine without moving either away. A variant is named
+# after its bundle (BUNDLE-xxx) and has its own options in cfg_args.
 VARIANTS=(emoji-sg3r-d48 emoji-sg3t-d64)
 
 # Options shared by the three runs: 64x64 faces/people emoji + x-flips, batch 16, R1 gamma 1,
@@ -56,12 +57,10 @@ cfg_args() {  # per-model network options, chosen for >= 20 FPS rendering on 2 c
   esac
 }
 
-bundle_of() {  # bundle_of NAME: the bundled model a run NAME trains (a variant trains its base's G)
-  case $1 in
-    emoji-sg3r-d48) echo emoji-sg3r ;;
-    emoji-sg3t-d64) echo emoji-sg3t ;;
-    *) echo "$1" ;;
-  esac
+bundle_of() {  # bundle_of NAME: the bundled model a run NAME trains (a variant BUNDLE-xxx trains BUNDLE's G)
+  local bundle
+  for bundle in "${ALL[@]}"; do [[ $1 == "$bundle"-* ]] && { echo "$bundle"; return; }; done
+  echo "$1"
 }
 
 FAILED=0
