@@ -43,6 +43,7 @@ cfg_args() {  # per-model network options, chosen for >= 20 FPS rendering on 2 c
     # visualizer's renderer uses cores - 1 = 1 thread). D: 32 channels.
     emoji-sg3t) echo --cfg stylegan3-t --cbase 4096 --cmax 32 --sg3-layers 10 ;;
     # The same G with D at 64 channels instead of 32, after emoji-sg3r-d48's D broke its plateau.
+    # Tried in session 12: it only got worse (docs/bundled-models.md), but stays resumable.
     emoji-sg3t-d64) echo "$(cfg_args emoji-sg3t)" --d-cbase 8192 --d-cmax 64 ;;
     # train.py doubles cbase/cmax for G of stylegan3-r (1x1 convs, as the reference), so G gets
     # 4096/48 (1.5x SG3-T's channels, the most that renders >= 20 FPS) with 8 layers (~32-35 ms
