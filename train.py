@@ -138,7 +138,8 @@ def new_run(opts: dict, device) -> tuple[TrainingConfig, pathlib.Path | None]:
         tick=opts['tick'], snap=opts['snap'], seed=opts['seed'], fp32=opts['fp32'],
         nobench=opts['nobench'], workers=opts['workers'], metrics=parse_metrics(opts['metrics'], device),
         metrics_num_gen=opts['metrics_num_gen'], transfer=opts['transfer'], device=opts['device'],
-        deterministic=opts['deterministic'], desc=opts['desc'] or '', ada_kimg=opts['ada_kimg'])
+        deterministic=opts['deterministic'], desc=opts['desc'] or '', ada_kimg=opts['ada_kimg'],
+        d_warmup=opts['d_warmup'])
     dataset = open_dataset(config)  # validates and fills resolution / size
     run_dir = None
     if distributed.is_main() and not opts['dry_run']:
@@ -217,6 +218,9 @@ def _override(config: TrainingConfig, name: str, value):
               default=0.6, show_default=True)
 @click.option('--ada-kimg', help='ADA speed: kimg for p to go from 0 to 1 (default 500, 100 with --transfer)',
               metavar='KIMG', type=click.FloatRange(min=1e-3))
+@click.option('--d-warmup', help='Train only D for the first KIMG kimg, G and G_ema fixed (a --transfer '
+              'from a G-only file, whose D starts from random weights)', metavar='KIMG',
+              type=click.FloatRange(min=0), default=0, show_default=True)
 @click.option('--batch-gpu', help='Samples per process and round (default: batch / gpus)', metavar='INT',
               type=click.IntRange(min=1))
 @click.option('--cbase', help='Capacity multiplier', metavar='INT', type=click.IntRange(min=1), default=32768,

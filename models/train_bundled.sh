@@ -28,7 +28,7 @@ ALL=(emoji-sg3t emoji-sg3r emoji-sg2f)
 # Training variants: a second run of a bundled model with a different D or schedule, so it can be
 # compared with the main run on the same machine without moving either away. A variant is named
 # after its bundle (BUNDLE-xxx) and has its own options in cfg_args.
-VARIANTS=(emoji-sg3r-d48 emoji-sg3t-d64)
+VARIANTS=(emoji-sg3r-d48 emoji-sg3t-d64 emoji-sg2f-dwarm)
 
 # Options shared by the three runs: 64x64 faces/people emoji + x-flips, batch 16, R1 gamma 1,
 # ADA (p reacts within 100 kimg, our runs are short), mapping depth 2, z/w 128, 1 kimg ticks,
@@ -54,6 +54,11 @@ cfg_args() {  # per-model network options, chosen for >= 20 FPS rendering on 2 c
     emoji-sg3r-d48) echo "$(cfg_args emoji-sg3r)" --d-cbase 4096 --d-cmax 48 ;;
     # Same G/D channels as SG3-T; StyleGAN2 has no layer-count option (64x64: 4..64 blocks).
     emoji-sg2f) echo --cfg stylegan2-fourier --cbase 4096 --cmax 32 ;;
+    # The same G and D, but D trains alone for its first 10 kimg (G and G_ema fixed): in the
+    # transfer runs D starts from random weights and stayed near chance for ~10 kimg while G
+    # drifted. emoji-sg2f's fd_mobilenet was still falling when its run was lost (207 -> 176 from
+    # 266 to 407 kimg).
+    emoji-sg2f-dwarm) echo "$(cfg_args emoji-sg2f)" --d-warmup 10 ;;
     *) echo "unknown model name $1 (use ${ALL[*]} ${VARIANTS[*]})" >&2; exit 2 ;;
   esac
 }

@@ -359,14 +359,25 @@ def update_ema(run: Run):
             b_ema.copy_(b)
 
 
+def d_warming_up(run: Run) -> bool:
+    """--d-warmup: G and G_ema stay fixed while a D from random weights learns to judge them.
+
+    A --transfer run from a G_ema-only file starts D from scratch; training G against that D at
+    once lets the near-chance D push the trained G around before D knows anything.
+    """
+    return run.progress.cur_nimg < run.config.d_warmup_kimg * 1000
+
+
 def train_step(run: Run):
     chunks = next_real_chunks(run)
     buffers_before = distributed.buffer_snapshot(run.G)
-    for phase_idx, phase in enumerate(run.phases):
-        if run.progress.batch_idx % phase.interval == 0:
+    warming = d_warming_up(run)
+    for phase_idx, phase in enumerate(run.phases):  # phase_idx stays the seed index when G sits out
+        if run.progress.batch_idx % phase.interval == 0 and not (warming and phase.module is run.G):
             run_phase(run, phase, phase_idx, chunks)
     distributed.merge_buffer_updates_(run.G, buffers_before)  # w_avg / magnitude EMAs changed per rank
-    update_ema(run)
+    if not warming:
+        update_ema(run)
     run.progress.cur_nimg += run.config.batch_size
     run.progress.batch_idx += 1
     run.sampler.advance(run.config.batch_size)

@@ -110,6 +110,7 @@ VARIANTS = {  # variant: (bundle it trains, G options of that bundle's run, D op
                        '--d-cbase 4096 --d-cmax 48'),
     'emoji-sg3t-d64': ('emoji-sg3t', '--cfg stylegan3-t --cbase 4096 --cmax 32 --sg3-layers 10',
                        '--d-cbase 8192 --d-cmax 64'),
+    'emoji-sg2f-dwarm': ('emoji-sg2f', '--cfg stylegan2-fourier --cbase 4096 --cmax 32', '--d-warmup 10'),
 }
 
 
@@ -123,7 +124,7 @@ def test_a_variant_transfers_from_its_base_bundle_beside_the_main_run(env, varia
     call = wait_for_calls(env['calls'])
     assert f'--outdir {env["runs"]}/{variant} ' in call
     assert f'--transfer {REPO}/models/{bundle}.safetensors' in call
-    # The same G as the bundle's run (so its snapshots export to that bundle); only D is wider.
+    # The same G as the bundle's run (so its snapshots export to that bundle); only D differs.
     assert f'{g_options} {d_options}' in call
 
     # status lists a variant only once it has a run folder; the bundled names always.

@@ -107,6 +107,30 @@ def test_transfer_copies_weights_and_checks_shapes(tmp_path, data):
     assert 'does not match the network' in result.output and 'Traceback' not in result.output
 
 
+def _changed(before: dict, after: dict) -> set:
+    """Names of the weights that differ (w_avg is a running mean of samples, not a weight)."""
+    return {key for key, value in before.items() if not key.endswith('w_avg') and not torch.equal(after[key], value)}
+
+
+def test_d_warmup_trains_only_d_first(tmp_path, data):
+    """--d-warmup 0.008 (2 steps of batch 4): G and G_ema hold the transferred weights while D
+    learns; the steps after it train G too."""
+    source = tiny_run(tmp_path / 'a', data, 'stylegan2', '--aug', 'noaug', kimg=0.004)
+    src = torch.load(source / 'network-snapshot-000000.pt', weights_only=True)
+    warm = ('--aug', 'noaug', '--transfer', source / 'network-snapshot-000000.pt', '--d-warmup', 0.008)
+    during = torch.load(tiny_run(tmp_path / 'b', data, 'stylegan2', *warm, kimg=0.008) / 'training-state.pt',
+                        weights_only=True)
+    assert during['progress']['cur_nimg'] == 8
+    for net in ('G', 'G_ema'):
+        assert not _changed(src[net]['state_dict'], during[net]['state_dict']), net
+    assert _changed(src['D']['state_dict'], during['D']['state_dict'])
+    after_dir = tiny_run(tmp_path / 'c', data, 'stylegan2', *warm, kimg=0.016)
+    after = torch.load(after_dir / 'training-state.pt', weights_only=True)
+    for net in ('G', 'G_ema'):
+        assert _changed(src[net]['state_dict'], after[net]['state_dict']), net
+    assert json.loads((after_dir / 'training_options.json').read_text())['d_warmup_kimg'] == 0.008
+
+
 def _widest_conv(state_dict) -> int:
     return max(v.shape[0] for v in state_dict.values() if v.ndim == 4)
 
