@@ -28,7 +28,7 @@ ALL=(emoji-sg3t emoji-sg3r emoji-sg2f)
 # Training variants: a second run of a bundled model with a different D or schedule, so it can be
 # compared with the main run on the same machine without moving either away. A variant is named
 # after its bundle (BUNDLE-xxx) and has its own options in cfg_args.
-VARIANTS=(emoji-sg3r-d48 emoji-sg3t-d64 emoji-sg2f-dwarm)
+VARIANTS=(emoji-sg3r-d48 emoji-sg3t-d64 emoji-sg2f-dwarm emoji-sg2f-slowg)
 
 # Options shared by the three runs: 64x64 faces/people emoji + x-flips, batch 16, R1 gamma 1,
 # ADA (p reacts within 100 kimg, our runs are short), mapping depth 2, z/w 128, 1 kimg ticks,
@@ -59,6 +59,9 @@ cfg_args() {  # per-model network options, chosen for >= 20 FPS rendering on 2 c
     # drifted. emoji-sg2f's fd_mobilenet was still falling when its run was lost (207 -> 176 from
     # 266 to 407 kimg).
     emoji-sg2f-dwarm) echo "$(cfg_args emoji-sg2f)" --d-warmup 10 ;;
+    # The D warm-up alone did not stop the drift (fd_mobilenet 176 -> 218 in 75 kimg while D
+    # grew stronger); here G also learns 4x slower than D afterwards, a fine-tuning pace.
+    emoji-sg2f-slowg) echo "$(cfg_args emoji-sg2f-dwarm)" --glr 0.0005 ;;
     *) echo "unknown model name $1 (use ${ALL[*]} ${VARIANTS[*]})" >&2; exit 2 ;;
   esac
 }

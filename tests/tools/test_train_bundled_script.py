@@ -111,6 +111,8 @@ VARIANTS = {  # variant: (bundle it trains, G options of that bundle's run, D op
     'emoji-sg3t-d64': ('emoji-sg3t', '--cfg stylegan3-t --cbase 4096 --cmax 32 --sg3-layers 10',
                        '--d-cbase 8192 --d-cmax 64'),
     'emoji-sg2f-dwarm': ('emoji-sg2f', '--cfg stylegan2-fourier --cbase 4096 --cmax 32', '--d-warmup 10'),
+    'emoji-sg2f-slowg': ('emoji-sg2f', '--cfg stylegan2-fourier --cbase 4096 --cmax 32',
+                         '--d-warmup 10 --glr 0.0005'),
 }
 
 
@@ -124,7 +126,7 @@ def test_a_variant_transfers_from_its_base_bundle_beside_the_main_run(env, varia
     call = wait_for_calls(env['calls'])
     assert f'--outdir {env["runs"]}/{variant} ' in call
     assert f'--transfer {REPO}/models/{bundle}.safetensors' in call
-    # The same G as the bundle's run (so its snapshots export to that bundle); only D differs.
+    # The same G as the bundle's run (so its snapshots export to that bundle); only D or the schedule differs.
     assert f'{g_options} {d_options}' in call
 
     # status lists a variant only once it has a run folder; the bundled names always.
