@@ -18,8 +18,8 @@ writing the card"). Metric results are cached in the run folder (metric-<metric>
 by snapshot file, or bundled file name + content hash, and sample count), so a rerun only
 measures what changed.
 
-A run continued from a bundle (`models/train_bundled.sh transfer`, when the original run folder
-was lost) has that bundle's JSON beside it as ../transfer-base.json: its kimg and hours are added
+A run continued from a bundle (`models/train_bundled.sh transfer`: the original run folder was
+lost, or a training variant with another D) has that bundle's JSON beside it as ../transfer-base.json: its kimg and hours are added
 to the run's, and its first-snapshot fd_mobilenet / swd stay the baseline.
 """
 
@@ -473,8 +473,8 @@ def card_training(m: Measurements) -> str:
             ('machine', m.machine)]
     if m.base:
         rows.insert(1, ('continued from', f'`{m.base.snapshot}` ({m.base.kimg:.1f} kimg, {m.base.hours:.2f} h, '
-                                          'counted above): its run was lost, so this run started from the bundled '
-                                          'G_ema with `--transfer` (new D, optimisers and ADA p)'))
+                                          'counted above): this run started from that bundled G_ema with '
+                                          '`models/train_bundled.sh transfer` (new D, optimisers and ADA p)'))
     if t.sec_per_kimg is not None:
         rows.append(('s / kimg', f'{t.sec_per_kimg:.0f} (median over ticks)'))
     return '\n'.join(['## Training', '', '| | |', '| --- | --- |', *[f'| {k} | {v} |' for k, v in rows], '',

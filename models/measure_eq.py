@@ -74,7 +74,7 @@ def main(name, eq_samples, models_dir, cache_dir, device):
     from torch_utils import network_files
     from torch_utils.misc import resolve_device
     bundle = mb.bundled_file(models_dir, name)
-    data, card = read_outputs(models_dir, name)
+    read_outputs(models_dir, name)   # refuse unusable files before hours of measuring
     try:
         device = resolve_device(device)
     except ValueError as exc:
@@ -85,6 +85,7 @@ def main(name, eq_samples, models_dir, cache_dir, device):
     eq = mb.measure_equivariance(G, name, mb.bundle_key(bundle), eq_samples, cache_dir, device)
     if not eq:
         raise click.ClickException(f'{name} has no input transform, so it has no EQ metrics to update.')
+    data, card = read_outputs(models_dir, name)   # as they are now: they may have been rewritten meanwhile
     new = updated_json(data, eq, eq_samples)
     mb.atomic_write_text(models_dir / f'{name}.json', json.dumps(new, indent=2) + '\n')
     command = f'python models/measure_eq.py --name {name}' + (

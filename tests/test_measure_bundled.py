@@ -276,7 +276,7 @@ def measure_eq():
     return module
 
 
-def test_measure_eq_updates_json_and_card_in_place(mb, measure_eq, fake, tmp_path):
+def test_measure_eq_updates_json_and_card_in_place(mb, measure_eq, fake, tmp_path, monkeypatch):
     """The full EQ count is added later from the bundled file alone: only the EQ numbers, count and
     notes sentence change in the JSON, only the EQ rows in the card."""
     run, models = fake
@@ -319,6 +319,17 @@ def test_measure_eq_updates_json_and_card_in_place(mb, measure_eq, fake, tmp_pat
     assert result.output.count('(cached in') == 3
     full = measure_eq.updated_json(data, {k: 1.0 for k in mb.EQ_METRICS}, 50000)
     assert 'EQ metrics' not in full['notes'] and full['notes'].endswith('render_fps not measured.')
+
+    # The card and JSON are read again after measuring: what changed meanwhile stays.
+    def measure_then_edit(*args):
+        card_path.write_text(card_path.read_text().replace('# ', '# Edited meanwhile: ', 1))
+        return {k: 2.0 for k in mb.EQ_METRICS}
+    card_path = models / 'tiny-sg3t.md'
+    monkeypatch.setattr(measure_eq.mb, 'measure_equivariance', measure_then_edit)
+    result = CliRunner().invoke(measure_eq.main, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert card_path.read_text().startswith('# Edited meanwhile: ') and '| eqr50k | 2.00 dB |' in card_path.read_text()
+    monkeypatch.undo()
 
     # No card to update: one sentence, nothing measured.
     (models / 'tiny-sg3t.md').unlink()
