@@ -19,8 +19,9 @@ by snapshot file, or bundled file name + content hash, and sample count), so a r
 measures what changed.
 
 A run continued from a bundle (`models/train_bundled.sh transfer`: the original run folder was
-lost, or a training variant with another D) has that bundle's JSON beside it as ../transfer-base.json: its kimg and hours are added
-to the run's, and its first-snapshot fd_mobilenet / swd stay the baseline.
+lost, or a training variant with another D) has that bundle's JSON beside it as
+../transfer-base.json: its kimg and hours are added to the run's, and its first-snapshot
+fd_mobilenet / swd stay the baseline.
 """
 
 import dataclasses

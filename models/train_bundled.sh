@@ -61,6 +61,7 @@ cfg_args() {  # per-model network options, chosen for >= 20 FPS rendering on 2 c
     emoji-sg2f-dwarm) echo "$(cfg_args emoji-sg2f)" --d-warmup 10 ;;
     # The D warm-up alone did not stop the drift (fd_mobilenet 176 -> 218 in 75 kimg while D
     # grew stronger); here G also learns 4x slower than D afterwards, a fine-tuning pace.
+    # Both tried in session 13: they only got worse (docs/bundled-models.md); states not kept.
     emoji-sg2f-slowg) echo "$(cfg_args emoji-sg2f-dwarm)" --glr 0.0005 ;;
     *) echo "unknown model name $1 (use ${ALL[*]} ${VARIANTS[*]})" >&2; exit 2 ;;
   esac

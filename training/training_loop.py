@@ -362,8 +362,8 @@ def update_ema(run: Run):
 def d_warming_up(run: Run) -> bool:
     """--d-warmup: G and G_ema stay fixed while a D from random weights learns to judge them.
 
-    A --transfer run from a G_ema-only file starts D from scratch; training G against that D at
-    once lets the near-chance D push the trained G around before D knows anything.
+    A --transfer run from a G_ema-only file starts D from scratch, and a G trained against that D
+    at once follows the gradients of a D that is still near chance.
     """
     return run.progress.cur_nimg < run.config.d_warmup_kimg * 1000
 
