@@ -321,14 +321,16 @@ def test_measure_eq_updates_json_and_card_in_place(mb, measure_eq, fake, tmp_pat
     assert 'EQ metrics' not in full['notes'] and full['notes'].endswith('render_fps not measured.')
 
     # The card and JSON are read again after measuring: what changed meanwhile stays.
+    card_path = models / 'tiny-sg3t.md'
+
     def measure_then_edit(*args):
         card_path.write_text(card_path.read_text().replace('# ', '# Edited meanwhile: ', 1))
         return {k: 2.0 for k in mb.EQ_METRICS}
-    card_path = models / 'tiny-sg3t.md'
     monkeypatch.setattr(measure_eq.mb, 'measure_equivariance', measure_then_edit)
     result = CliRunner().invoke(measure_eq.main, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    assert card_path.read_text().startswith('# Edited meanwhile: ') and '| eqr50k | 2.00 dB |' in card_path.read_text()
+    card = card_path.read_text()
+    assert card.startswith('# Edited meanwhile: ') and '| eqr50k | 2.00 dB |' in card
     monkeypatch.undo()
 
     # No card to update: one sentence, nothing measured.

@@ -126,7 +126,8 @@ def test_a_variant_transfers_from_its_base_bundle_beside_the_main_run(env, varia
     call = wait_for_calls(env['calls'])
     assert f'--outdir {env["runs"]}/{variant} ' in call
     assert f'--transfer {REPO}/models/{bundle}.safetensors' in call
-    # The same G as the bundle's run (so its snapshots export to that bundle); only D or the schedule differs.
+    # The same G as the bundle's run (so its snapshots export to that bundle); only D or the
+    # schedule differs.
     assert f'{g_options} {d_options}' in call
 
     # status lists a variant only once it has a run folder; the bundled names always.
