@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests import models_scripts
 from torch_utils import bundled, network_files
 
 MODELS = pathlib.Path(__file__).resolve().parents[1] / 'models'
@@ -25,11 +26,7 @@ def bundled_names() -> list[str]:
 
 @pytest.fixture(scope='module')
 def export_module():
-    import importlib.util
-    spec = importlib.util.spec_from_file_location('export_bundled', MODELS / 'export_bundled.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return models_scripts.load('export_bundled')
 
 
 @pytest.mark.parametrize('name', bundled_names())

@@ -1,7 +1,6 @@
 """models/measure_bundled.py: training time from resumed logs, and the CLI end to end on a fake
 run folder (tiny random StyleGAN3-T snapshots, tiny dataset) writing into a temporary models dir."""
 
-import importlib.util
 import json
 import pathlib
 import shutil
@@ -12,6 +11,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from tests import models_scripts
 from torch_utils import network_files
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -26,10 +26,7 @@ EQ_SAMPLES = 4
 
 @pytest.fixture(scope='module')
 def mb():
-    spec = importlib.util.spec_from_file_location('measure_bundled', REPO / 'models' / 'measure_bundled.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return models_scripts.load('measure_bundled')
 
 
 def tick_line(tick, kimg, total, sec_tick, maintenance):
@@ -195,9 +192,7 @@ def test_errors_are_one_sentence(mb, fake, tmp_path):
 
 @pytest.fixture()
 def export_bundled(monkeypatch, tmp_path):
-    spec = importlib.util.spec_from_file_location('export_bundled', REPO / 'models' / 'export_bundled.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = models_scripts.load('export_bundled')
     monkeypatch.setattr(module, 'MODELS', tmp_path / 'exported')
     (tmp_path / 'exported').mkdir()
     return module
@@ -270,10 +265,7 @@ def test_continued_run_adds_its_bundle(mb, fake, export_bundled):
 
 @pytest.fixture()
 def measure_eq():
-    spec = importlib.util.spec_from_file_location('measure_eq', REPO / 'models' / 'measure_eq.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return models_scripts.load('measure_eq')
 
 
 def test_measure_eq_updates_json_and_card_in_place(mb, measure_eq, fake, tmp_path, monkeypatch):
