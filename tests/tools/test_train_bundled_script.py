@@ -113,6 +113,8 @@ VARIANTS = {  # variant: (bundle it trains, G options of that bundle's run, D op
     'emoji-sg2f-dwarm': ('emoji-sg2f', '--cfg stylegan2-fourier --cbase 4096 --cmax 32', '--d-warmup 10'),
     'emoji-sg2f-slowg': ('emoji-sg2f', '--cfg stylegan2-fourier --cbase 4096 --cmax 32',
                          '--d-warmup 10 --glr 0.0005'),
+    'emoji-sg2f-d48': ('emoji-sg2f', '--cfg stylegan2-fourier --cbase 4096 --cmax 32',
+                       '--d-cbase 4096 --d-cmax 48'),
 }
 
 
@@ -136,3 +138,18 @@ def test_a_variant_transfers_from_its_base_bundle_beside_the_main_run(env, varia
     status = script(env, 'status').stdout
     assert f'{variant}: {env["runs"]}/{variant}/{RUN_FOLDER}' in status
     assert 'emoji-sg2f: not started here' in status
+
+
+def test_start_trains_a_variant_from_scratch_beside_the_main_run(env):
+    result = script(env, 'start', 'emoji-sg2f-d48')
+    assert result.returncode == 0, result.stderr
+    call = wait_for_calls(env['calls'])
+    assert f'--outdir {env["runs"]}/emoji-sg2f-d48 ' in call
+    assert '--cfg stylegan2-fourier --cbase 4096 --cmax 32 --d-cbase 4096 --d-cmax 48' in call
+    assert '--aug ada' in call and '--resume' not in call
+    # From scratch: no bundle to transfer from, so nothing adds the bundle's kimg to this run.
+    assert '--transfer' not in call
+    assert not (env['runs'] / 'emoji-sg2f-d48' / 'transfer-base.json').exists()
+    # A second start would hide the first run from `resume`: refused.
+    result = script(env, 'start', 'emoji-sg2f-d48')
+    assert result.returncode == 1 and 'exists already' in result.stderr
