@@ -125,9 +125,10 @@ def new_run(opts: dict, device) -> tuple[TrainingConfig, pathlib.Path | None]:
     for name in ('outdir', 'cfg', 'data', 'batch', 'gamma'):
         if opts[name] is None:
             raise click.ClickException(f'--{name.replace("_", "-")} is required for a new run.')
-    if opts['transfer'] is not None and not pathlib.Path(opts['transfer']).exists():
-        from torch_utils import network_files
-        network_files.resolve_network_path(opts['transfer'])  # bundled names are fine too
+    for name in ('transfer', 'transfer_d'):
+        if opts[name] is not None and not pathlib.Path(opts[name]).exists():
+            from torch_utils import network_files
+            network_files.resolve_network_path(opts[name])  # bundled names are fine too
     config = config_lib.resolve_config(
         cfg=opts['cfg'], data=opts['data'], batch=opts['batch'], gamma=opts['gamma'], gpus=opts['gpus'],
         batch_gpu=opts['batch_gpu'], cond=opts['cond'], mirror=opts['mirror'], aug=opts['aug'],
@@ -139,7 +140,7 @@ def new_run(opts: dict, device) -> tuple[TrainingConfig, pathlib.Path | None]:
         nobench=opts['nobench'], workers=opts['workers'], metrics=parse_metrics(opts['metrics'], device),
         metrics_num_gen=opts['metrics_num_gen'], transfer=opts['transfer'], device=opts['device'],
         deterministic=opts['deterministic'], desc=opts['desc'] or '', ada_kimg=opts['ada_kimg'],
-        d_warmup=opts['d_warmup'])
+        d_warmup=opts['d_warmup'], transfer_d=opts['transfer_d'])
     dataset = open_dataset(config)  # validates and fills resolution / size
     run_dir = None
     if distributed.is_main() and not opts['dry_run']:
@@ -210,6 +211,8 @@ def _override(config: TrainingConfig, name: str, value):
 @click.option('--aug', help='Augmentation mode: noaug, ada, fixed', metavar='STR', default='ada', show_default=True)
 @click.option('--resume', help='Continue a run exactly: its folder, or "latest" in --outdir', metavar='RUN_DIR|latest')
 @click.option('--transfer', help='Start from the weights of a network file (ours or a reference .pkl)', metavar='FILE')
+@click.option('--transfer-d', help='Start D from the D of this network file instead (e.g. another run of '
+              'the same D size, when --transfer names a G-only file)', metavar='FILE')
 @click.option('--freezed', help='Freeze the first layers of D', metavar='INT', type=click.IntRange(min=0),
               default=0, show_default=True)
 @click.option('--p', help='Probability for --aug fixed', metavar='FLOAT', type=click.FloatRange(0, 1),

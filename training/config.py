@@ -125,6 +125,7 @@ class TrainingConfig:
     metrics: list = field(default_factory=list)
     metrics_num_gen: int | None = None     # --metrics-num-gen: generated images per metric (None: its own count)
     transfer: str | None = None            # --transfer: initial weights
+    transfer_d: str | None = None          # --transfer-d: D's initial weights from another file
     d_warmup_kimg: float = 0.0             # --d-warmup: only D trains (G and G_ema frozen) this long
     device: str = 'auto'                   # --device
     deterministic: bool = False            # --deterministic: reproducible kernels
@@ -154,7 +155,7 @@ def resolve_config(*, cfg, data, batch, gamma, gpus=1, batch_gpu=None, cond=Fals
                    map_depth=None, mbstd_group=4, freezed=0, w_dim=512, sg3_layers=None,
                    kimg=25000, tick=4, snap=50, seed=0, fp32=False, nobench=False, workers=3,
                    metrics=(), metrics_num_gen=None, transfer=None, device='auto', deterministic=False,
-                   desc='', ada_kimg=None, d_warmup=0.0) -> TrainingConfig:
+                   desc='', ada_kimg=None, d_warmup=0.0, transfer_d=None) -> TrainingConfig:
     """Reference train.py presets + the given options; raises ValueError on inconsistent values."""
     if cfg not in CFG_NAMES:
         raise ValueError(f'unknown --cfg {cfg!r}; choose one of {", ".join(CFG_NAMES)}.')
@@ -191,7 +192,8 @@ def resolve_config(*, cfg, data, batch, gamma, gpus=1, batch_gpu=None, cond=Fals
         batch_size=batch, batch_gpu=batch_gpu, num_gpus=gpus, total_kimg=kimg, kimg_per_tick=tick,
         snap=snap, seed=seed, ema_kimg=batch * 10 / 32, ema_rampup=None if transfer else 0.05,
         metrics=list(metrics), metrics_num_gen=metrics_num_gen, transfer=transfer, device=device,
-        deterministic=deterministic, cudnn_benchmark=not nobench, desc=desc, d_warmup_kimg=d_warmup)
+        deterministic=deterministic, cudnn_benchmark=not nobench, desc=desc, d_warmup_kimg=d_warmup,
+        transfer_d=transfer_d)
 
 
 def _check_batch(batch, gpus, batch_gpu):

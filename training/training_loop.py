@@ -226,8 +226,11 @@ def setup_run(config: TrainingConfig, run_dir, device, resume_state=None) -> Run
               grid=make_grid_setup(config, dataset))
     if resume_state is not None:
         restore_training_state(run, resume_state)
-    elif config.transfer:
-        transfer_weights(run, config.transfer)
+    else:
+        if config.transfer:
+            transfer_weights(run, config.transfer, d_from_elsewhere=bool(config.transfer_d))
+        if config.transfer_d:
+            transfer_discriminator(run, config.transfer_d)
     distributed.broadcast_module_(run.G)
     distributed.broadcast_module_(run.D)
     distributed.broadcast_module_(run.G_ema)
@@ -235,7 +238,7 @@ def setup_run(config: TrainingConfig, run_dir, device, resume_state=None) -> Run
     return run
 
 
-def transfer_weights(run: Run, path):
+def transfer_weights(run: Run, path, d_from_elsewhere=False):
     """--transfer: start from another run's weights (G, D, G_ema), strict shapes, fresh state."""
     from torch_utils import network_files
     nets = network_files.load_network(path, device='cpu')
@@ -245,10 +248,23 @@ def transfer_weights(run: Run, path):
     src_G_ema = nets.get('G_ema') if nets.get('G_ema') is not None else src_G
     checkpoint.load_module_state(run.G, src_G.state_dict(), 'G', path)
     checkpoint.load_module_state(run.G_ema, src_G_ema.state_dict(), 'G_ema', path)
+    if d_from_elsewhere:
+        return                                  # --transfer-d names D's file
     if nets.get('D') is not None:
         checkpoint.load_module_state(run.D, nets['D'].state_dict(), 'D', path)
     else:
         distributed.print0(f'{path} has no discriminator; D starts from random weights.')
+
+
+def transfer_discriminator(run: Run, path):
+    """--transfer-d: D's weights from another run's file (strict shapes), e.g. for a G_ema-only
+    --transfer. A trained D judges the transferred G from its first step; a D from random weights
+    gives it meaningless gradients for the first kimg, and G drifts meanwhile."""
+    from torch_utils import network_files
+    nets = network_files.load_network(path, device='cpu')
+    if nets.get('D') is None:
+        raise checkpoint.CheckpointError(f'{path} contains no discriminator to transfer.')
+    checkpoint.load_module_state(run.D, nets['D'].state_dict(), 'D', path)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -115,6 +115,8 @@ VARIANTS = {  # variant: (bundle it trains, G options of that bundle's run, D op
                          '--d-warmup 10 --glr 0.0005'),
     'emoji-sg2f-d48': ('emoji-sg2f', '--cfg stylegan2-fourier --cbase 4096 --cmax 32',
                        '--d-cbase 4096 --d-cmax 48'),
+    'emoji-sg3t-xd48': ('emoji-sg3t', '--cfg stylegan3-t --cbase 4096 --cmax 32 --sg3-layers 10',
+                        '--d-cbase 4096 --d-cmax 48 --transfer-d {kept}/donors/emoji-sg3r-d48-000217.pt'),
 }
 
 
@@ -130,7 +132,7 @@ def test_a_variant_transfers_from_its_base_bundle_beside_the_main_run(env, varia
     assert f'--transfer {REPO}/models/{bundle}.safetensors' in call
     # The same G as the bundle's run (so its snapshots export to that bundle); only D or the
     # schedule differs.
-    assert f'{g_options} {d_options}' in call
+    assert f'{g_options} {d_options.format(kept=env["kept"])}' in call
 
     # status lists a variant only once it has a run folder; the bundled names always.
     assert variant not in script(env, 'status').stdout
@@ -153,3 +155,13 @@ def test_start_trains_a_variant_from_scratch_beside_the_main_run(env):
     # A second start would hide the first run from `resume`: refused.
     result = script(env, 'start', 'emoji-sg2f-d48')
     assert result.returncode == 1 and 'exists already' in result.stderr
+
+
+def test_every_donor_d_the_script_names_is_in_the_repository():
+    """A variant started with --transfer-d must be startable on a new machine too."""
+    import re
+    from torch_utils import network_files
+    donors = set(re.findall(r'\$KEPT/(donors/[\w.-]+\.pt)', SCRIPT.read_text()))
+    assert donors
+    for donor in sorted(donors):
+        assert network_files.load_network(REPO / 'models' / 'runs' / donor).get('D') is not None, donor

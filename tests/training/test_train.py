@@ -107,6 +107,31 @@ def test_transfer_copies_weights_and_checks_shapes(tmp_path, data):
     assert 'does not match the network' in result.output and 'Traceback' not in result.output
 
 
+def test_transfer_d_takes_d_from_its_own_file(tmp_path, data):
+    """--transfer A --transfer-d B: G and G_ema from A, D from B (lr 0, so the state holds them)."""
+    g_source = tiny_run(tmp_path / 'a', data, 'stylegan2', '--aug', 'noaug', '--seed', 1, kimg=0.004)
+    d_source = tiny_run(tmp_path / 'b', data, 'stylegan2', '--aug', 'noaug', '--seed', 2, kimg=0.004)
+    g_file, d_file = g_source / 'network-snapshot-000000.pt', d_source / 'network-snapshot-000000.pt'
+    run_dir = tiny_run(tmp_path / 'c', data, 'stylegan2', '--aug', 'noaug', '--transfer', g_file,
+                       '--transfer-d', d_file, '--glr', 0, '--dlr', 0, kimg=0.004)
+    state = torch.load(run_dir / 'training-state.pt', weights_only=True)
+    g_src, d_src = (torch.load(f, weights_only=True) for f in (g_file, d_file))
+    assert _changed(g_src['D']['state_dict'], d_src['D']['state_dict'])     # the seeds give two Ds
+    assert not _changed(d_src['D']['state_dict'], state['D']['state_dict'])
+    for net in ('G', 'G_ema'):
+        assert not _changed(g_src[net]['state_dict'], state[net]['state_dict']), net
+    assert json.loads((run_dir / 'training_options.json').read_text())['transfer_d'] == str(d_file)
+
+    # A G_ema-only file (a bundled model's format) has no D to give: one sentence.
+    g_only = tmp_path / 'g_only.safetensors'
+    network_files.export_safetensors(network_files.load_generator(g_file), g_only)
+    result = invoke('--outdir', tmp_path / 'd', '--cfg', 'stylegan2', '--data', data, '--batch', 4,
+                    '--gamma', 1, *TINY, '--transfer', g_file, '--transfer-d', g_only, '--kimg', 0.004)
+    assert result.exit_code == 1, result.output
+    assert f'{g_only} contains no discriminator to transfer.' in result.output
+    assert 'Traceback' not in result.output
+
+
 def _changed(before: dict, after: dict) -> set:
     """Names of the weights that differ (w_avg is a running mean of samples, not a weight)."""
     return {key for key, value in before.items() if not key.endswith('w_avg') and not torch.equal(after[key], value)}
