@@ -117,6 +117,8 @@ VARIANTS = {  # variant: (bundle it trains, G options of that bundle's run, D op
                        '--d-cbase 4096 --d-cmax 48'),
     'emoji-sg3t-xd48': ('emoji-sg3t', '--cfg stylegan3-t --cbase 4096 --cmax 32 --sg3-layers 10',
                         '--d-cbase 4096 --d-cmax 48 --transfer-d {kept}/donors/emoji-sg3r-d48-000217.pt'),
+    'emoji-sg2f-xd48': ('emoji-sg2f', '--cfg stylegan2-fourier --cbase 4096 --cmax 32',
+                        '--d-cbase 4096 --d-cmax 48 --transfer-d {kept}/donors/emoji-sg3r-d48-000217.pt'),
 }
 
 
