@@ -73,6 +73,8 @@ cfg_args() {  # per-model network options, chosen for >= 20 FPS rendering on 2 c
     emoji-sg3t-xd48) echo "$(cfg_args emoji-sg3t)" --d-cbase 4096 --d-cmax 48 \
                        --transfer-d "$KEPT/donors/emoji-sg3r-d48-000217.pt" ;;
     # The same for emoji-sg2f's G (its D has the same architecture at these options).
+    # Both tried in session 14: slower to get worse than with a D from random weights, but worse
+    # all the same (docs/bundled-models.md); states not kept.
     emoji-sg2f-xd48) echo "$(cfg_args emoji-sg2f-d48)" --transfer-d "$KEPT/donors/emoji-sg3r-d48-000217.pt" ;;
     *) echo "unknown model name $1 (use ${ALL[*]} ${VARIANTS[*]})" >&2; exit 2 ;;
   esac
