@@ -258,8 +258,9 @@ def transfer_weights(run: Run, path, d_from_elsewhere=False):
 
 def transfer_discriminator(run: Run, path):
     """--transfer-d: D's weights from another run's file (strict shapes), e.g. for a G_ema-only
-    --transfer. A trained D judges the transferred G from its first step; a D from random weights
-    gives it meaningless gradients for the first kimg, and G drifts meanwhile."""
+    --transfer: a trained D judges the transferred G from its first step instead of a D from
+    random weights. On the bundled emoji models it slowed the G's drift but did not stop it
+    (docs/bundled-models.md, session 14)."""
     from torch_utils import network_files
     nets = network_files.load_network(path, device='cpu')
     if nets.get('D') is None:

@@ -8,6 +8,7 @@ that records its arguments, so no training runs here.
 
 import os
 import pathlib
+import re
 import subprocess
 import time
 
@@ -161,7 +162,6 @@ def test_start_trains_a_variant_from_scratch_beside_the_main_run(env):
 
 def test_every_donor_d_the_script_names_is_in_the_repository():
     """A variant started with --transfer-d must be startable on a new machine too."""
-    import re
     from torch_utils import network_files
     donors = set(re.findall(r'\$KEPT/(donors/[\w.-]+\.pt)', SCRIPT.read_text()))
     assert donors
