@@ -1,8 +1,8 @@
 """Measure a bundled model's EQ metrics and update its metrics JSON and model card in place.
 
-    python models/measure_eq.py --name emoji-sg3t [--eq-samples 50000]
+    python models/measure_eq.py --name emoji-sg3t [--eq-samples 50000] [--jobs 2]
 
-The full 50k-sample EQ metrics take about 1.5-2 hours per StyleGAN3 model on one CPU core, so
+The full 50k-sample EQ metrics take about 1.5-3 hours per StyleGAN3 model on one CPU core (machine-dependent), so
 models/measure_bundled.py writes the card with a reduced sample count and this tool adds the
 full count later, from the bundled file alone: it needs neither the training run nor the
 dataset. It measures eqt50k_int, eqt50k_frac and eqr50k of models/<name>.safetensors and
@@ -69,7 +69,11 @@ def updated_card(card: str, eq: dict, samples: int, command: str) -> str:
               help='Where results are cached (metric-<metric>.jsonl) [default: bundled-metrics/ in '
                    '$STYLEGAN_CACHE_DIR, else ~/.cache/stylegan-toolkit].')
 @click.option('--device', default='auto', show_default=True, help='Device of the metrics: auto, cpu or cuda[:N].')
-def main(name, eq_samples, models_dir, cache_dir, device):
+@click.option('--jobs', type=click.IntRange(1, len(mb.EQ_STREAMS)), default=1, show_default=True,
+              help='Processes: 2 measures EQ-T (int and frac) and EQ-R side by side, one torch thread each '
+                   '(same values, about half the time on 2 cores).')
+def main(name, eq_samples, models_dir, cache_dir, device, jobs):
+    from metrics import equivariance
     from metrics.features import default_cache_dir
     from torch_utils import network_files
     from torch_utils.misc import resolve_device
@@ -82,6 +86,8 @@ def main(name, eq_samples, models_dir, cache_dir, device):
     G = network_files.load_generator(bundle)
     cache_dir = cache_dir or default_cache_dir() / 'bundled-metrics'
     cache_dir.mkdir(parents=True, exist_ok=True)
+    if jobs > 1 and equivariance.supports_equivariance(G):
+        mb.cache_equivariance_in_parallel(bundle, eq_samples, cache_dir, device)   # then read back below
     eq = mb.measure_equivariance(G, name, mb.bundle_key(bundle), eq_samples, cache_dir, device)
     if not eq:
         raise click.ClickException(f'{name} has no input transform, so it has no EQ metrics to update.')

@@ -330,3 +330,25 @@ def test_measure_eq_updates_json_and_card_in_place(mb, measure_eq, fake, tmp_pat
     result = CliRunner().invoke(measure_eq.main, args)
     assert result.exit_code == 1 and 'tiny-sg3t.md does not exist' in result.output
     assert result.output.strip().count('\n') == 0
+
+
+def test_measure_eq_jobs_2_gives_the_values_of_one_process(mb, measure_eq, fake, tmp_path):
+    """--jobs 2 runs the translation and rotation passes in two processes: the same numbers, and
+    each pass's results land in the cache (so a rerun measures nothing)."""
+    run, models = fake
+    result = invoke(mb, '--name', 'tiny-sg3t', '--run', run, '--snapshot-kimg', 8, '--num-gen', NUM_GEN,
+                    '--models-dir', models, '--skip-eq', '--skip-fps')
+    assert result.exit_code == 0, result.output
+    values = {}
+    for jobs in (1, 2):
+        cache = tmp_path / f'eqcache{jobs}'
+        args = ['--name', 'tiny-sg3t', '--eq-samples', str(EQ_SAMPLES), '--models-dir', str(models),
+                '--cache-dir', str(cache), '--jobs', str(jobs)]
+        result = CliRunner().invoke(measure_eq.main, args, catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        values[jobs] = {k: json.loads((models / 'tiny-sg3t.json').read_text())[k] for k in mb.EQ_METRICS}
+        assert sorted(p.name for p in cache.iterdir()) == sorted(f'metric-{k}.jsonl' for k in mb.EQ_METRICS)
+    assert values[2] == values[1]
+    assert all(isinstance(v, float) for v in values[2].values())
+    # With --jobs 2 the parent process only read the cache: the passes ran in the children.
+    assert result.output.count('(cached in') == 3
