@@ -74,3 +74,39 @@ def test_thumbnail_detects_a_different_network(export_module, monkeypatch):
         for p in G.parameters():
             p.mul_(1.05)  # a 5% perturbation of every weight
     assert np.abs(export_module.thumbnail(G).astype(np.int16) - base).max() > MAX_LEVEL_DIFF
+
+
+def readme_rows() -> dict[str, list[str]]:
+    """{name: cells} of the README's bundled-models table."""
+    rows = {}
+    for line in (MODELS.parent / 'README.md').read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip('|').split('|')]
+        if len(cells) == 9 and cells[0].strip('`') in EXPECTED_ARCH:
+            rows[cells[0].strip('`')] = cells
+    return rows
+
+
+def test_readme_table_agrees_with_the_metrics_jsons():
+    """The README's numbers are the JSONs' numbers, its EQ values are the full 50k metrics as it
+    says, and its sentence on the paper's ordering (Figure 5) quotes the JSONs' differences."""
+    import re
+    rows = readme_rows()
+    assert sorted(rows) == sorted(bundled_names())
+    data = {name: json.loads((MODELS / f'{name}.json').read_text()) for name in rows}
+    for name, (_, cfg, kimg, fd, swd, eqt, eqr, fps, card) in rows.items():
+        d = data[name]
+        assert cfg == EXPECTED_ARCH[name] and card == f'[{name}.md](models/{name}.md)'
+        assert kimg == f'{d["kimg"]:.1f}', name
+        assert fd == f'{d["fd_mobilenet_first"]:.0f} → {d["fd_mobilenet"]:.0f}', name
+        assert swd == f'{d["swd_first"]:.0f} → {d["swd"]:.0f}', name
+        assert eqt == f'{d["eqt50k_int"]:.1f} / {d["eqt50k_frac"]:.1f}', name
+        assert eqr == f'{d["eqr50k"]:.1f}' and fps == f'{d["render_fps"]:.0f}', name
+        assert d['eq_num_samples'] == 50000, f'{name}: the README quotes the full 50k EQ metrics'
+    text = ' '.join((MODELS.parent / 'README.md').read_text().split())
+    t_gain = data['emoji-sg3t']['eqt50k_int'] - data['emoji-sg2f']['eqt50k_int']
+    r_gain = data['emoji-sg3r']['eqr50k'] - data['emoji-sg3t']['eqr50k']
+    assert f'StyleGAN3-T is {t_gain:.1f} dB more translation-equivariant' in text
+    assert f'StyleGAN3-R is {r_gain:.1f} dB more rotation-equivariant' in text
+    assert t_gain >= 20 and r_gain >= 10     # issue #8's acceptance: the paper's ordering
+    assert re.search(r'CPU cores \((\d+)-(\d+) kimg', text).groups() == tuple(
+        f'{v:.0f}' for v in (min(d['kimg'] for d in data.values()), max(d['kimg'] for d in data.values())))
