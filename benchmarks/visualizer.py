@@ -55,7 +55,10 @@ def bench_renderer(network, frames, threads) -> dict:
 def bench_gui(network, seconds, offscreen, threads, fps_limit=None) -> dict:
     """GUI FPS with the latent animating (new args every frame) and the worker rendering."""
     from visualizer import gl_utils
-    gl_utils.select_platform(offscreen)
+    try:
+        gl_utils.select_platform(offscreen)
+    except gl_utils.NoDisplayError as error:
+        raise click.ClickException(str(error)) from None
     from visualizer.app import VisualizerApp
     from visualizer.render_args import RenderArgs
     app = VisualizerApp(RenderArgs(network=network), offscreen=offscreen, render_threads=threads,

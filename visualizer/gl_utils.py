@@ -4,8 +4,11 @@
 (GLX or OSMesa) at import time from PYOPENGL_PLATFORM.
 """
 
+import ctypes.util
 import os
 
+OSMESA_HINT = ('Offscreen rendering needs the OSMesa software OpenGL library, which is not installed '
+               '(Debian/Ubuntu: apt install libosmesa6).')
 OFFSCREEN_HINT = ('No display is available: run it under `xvfb-run -a python -m visualizer ...` '
                   'or use the offscreen mode `--offscreen --frames N --screenshot FILE`.')
 
@@ -22,6 +25,8 @@ def select_platform(offscreen: bool) -> None:
     """Offscreen = GLFW's null platform with an OSMesa (software) context: no X server needed."""
     import glfw
     if offscreen:
+        if not ctypes.util.find_library('OSMesa'):    # else PyOpenGL fails deep in its import
+            raise NoDisplayError(OSMESA_HINT)
         os.environ['PYOPENGL_PLATFORM'] = 'osmesa'
         glfw.init_hint(glfw.PLATFORM, glfw.PLATFORM_NULL)
     elif not display_available():

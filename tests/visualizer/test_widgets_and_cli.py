@@ -123,6 +123,17 @@ def test_no_display_exits_with_code_2():
     assert result.stderr.strip().count('\n') == 0 and 'xvfb-run' in result.stderr and '--offscreen' in result.stderr
 
 
+def test_offscreen_without_osmesa_exits_with_one_sentence():
+    """Without libOSMesa, PyOpenGL would fail deep inside its import; we say what to install."""
+    code = ("import ctypes.util, runpy, sys; find = ctypes.util.find_library; "
+            "ctypes.util.find_library = lambda name: None if name == 'OSMesa' else find(name); "
+            "sys.argv = ['visualizer', 'random:stylegan3-t', '--offscreen', '--frames', '1']; "
+            "runpy.run_module('visualizer', run_name='__main__')")
+    result = subprocess.run([sys.executable, '-c', code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().count('\n') == 0 and 'libosmesa6' in result.stderr, result.stderr
+
+
 @pytest.mark.slow
 def test_offscreen_script_mode_screenshot_contains_the_image(tmp_path, tiny_sg3):
     """--offscreen needs no X server at all (GLFW null platform + OSMesa)."""
