@@ -53,12 +53,8 @@ def bench_renderer(network, frames, threads) -> dict:
 
 
 def bench_gui(network, seconds, offscreen, threads, fps_limit=None) -> dict:
-    """GUI FPS with the latent animating (new args every frame) and the worker rendering."""
-    from visualizer import gl_utils
-    try:
-        gl_utils.select_platform(offscreen)
-    except gl_utils.NoDisplayError as error:
-        raise click.ClickException(str(error)) from None
+    """GUI FPS with the latent animating (new args every frame) and the worker rendering; call
+    gl_utils.select_platform(offscreen) first."""
     from visualizer.app import VisualizerApp
     from visualizer.render_args import RenderArgs
     app = VisualizerApp(RenderArgs(network=network), offscreen=offscreen, render_threads=threads,
@@ -99,14 +95,18 @@ def bench_gui(network, seconds, offscreen, threads, fps_limit=None) -> dict:
 @click.option('--threads', type=int, help='Torch threads of the renderer [default: cores - 1].')
 @click.option('--fps-limit', type=click.IntRange(min=0), help="GUI frame-rate cap [default: the app's].")
 def main(network, res, cbase, cmax, layers, frames, seconds, offscreen, threads, fps_limit):
+    from visualizer import gl_utils
     from visualizer.async_renderer import default_render_threads
     threads = threads or default_render_threads()
+    if offscreen is None:
+        offscreen = not gl_utils.display_available()
+    try:                        # first, so that a missing display or OSMesa is reported before any work
+        gl_utils.select_platform(offscreen)
+    except gl_utils.NoDisplayError as error:
+        raise click.ClickException(str(error)) from None
     with tempfile.TemporaryDirectory() as tmp:
         name = network or f'stylegan3-t {res}px cbase={cbase} cmax={cmax} layers={layers}'
         path = network or make_network(os.path.join(tmp, 'bench.safetensors'), res, cbase, cmax, layers)
-        if offscreen is None:
-            from visualizer.gl_utils import display_available
-            offscreen = not display_available()
         line = {'network': name, 'mode': 'renderer', **bench_renderer(path, frames, threads)}
         print(json.dumps(line), flush=True)
         line = {'network': name, 'mode': 'gui+worker', 'offscreen': offscreen, **bench_gui(path, seconds, offscreen, threads, fps_limit)}
