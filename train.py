@@ -32,8 +32,10 @@ from training import config as config_lib
 from training.config import TrainingConfig
 
 # Options a resumed run may change; everything else comes from its training_options.json.
+# --glr / --dlr on resume lower the learning rates of a plateaued run (a cool-down) while
+# everything else, Adam's moments included, continues exactly.
 RESUME_OVERRIDES = ('kimg', 'tick', 'snap', 'metrics', 'metrics_num_gen', 'workers', 'device', 'data',
-                    'dry_run', 'outdir', 'resume', 'nobench', 'gpus')
+                    'dry_run', 'outdir', 'resume', 'nobench', 'gpus', 'glr', 'dlr')
 
 
 def parse_metrics(text: str, device: torch.device) -> list[str]:
@@ -171,6 +173,10 @@ def resumed_run(opts: dict, explicit: set, device) -> tuple[TrainingConfig, path
         config.metrics = parse_metrics(opts['metrics'], device)
     if 'metrics_num_gen' in explicit:
         config.metrics_num_gen = opts['metrics_num_gen']
+    for name, field in (('glr', 'G_lr'), ('dlr', 'D_lr')):
+        if name in explicit and opts[name] != getattr(config.optim, field):
+            distributed.print0(f'--{name}: {getattr(config.optim, field):g} -> {opts[name]:g} from here on.')
+            setattr(config.optim, field, opts[name])
     if ('gpus' in explicit or distributed.env_world_size() > 1) and opts['gpus'] != config.num_gpus:
         raise click.ClickException(f'this run was trained with --gpus {config.num_gpus}; resume it with the '
                                    f'same number of processes (the global batch stays the same).')

@@ -298,7 +298,12 @@ def restore_training_state(run: Run, state: dict):
     if run.ada is not None and state.get('ada') is not None:
         run.ada.load_state_dict(state['ada'])
     for phase in run.phases:  # phases sharing an optimizer load the same state twice: harmless
+        # load_state_dict also restores the saved lr; keep the one built from the config, which
+        # equals it unless the resume changed --glr / --dlr.
+        lrs = [group['lr'] for group in phase.opt.param_groups]
         phase.opt.load_state_dict(state['optimizers'][phase.name])
+        for group, lr in zip(phase.opt.param_groups, lrs):
+            group['lr'] = lr
     run.loss.load_state_dict(state['loss'])
     run.sampler.load_state_dict(state['sampler'])
     run.progress = Progress(**state['progress'])

@@ -91,6 +91,26 @@ def test_resume_with_longer_kimg_equals_straight_run(tmp_path, straight):
     _assert_same_state(expected, load_state(run_dir))
 
 
+def test_resume_with_new_learning_rates_continues_at_them(tmp_path, straight):
+    """--glr / --dlr on resume (a cool-down): from the resumed step on the optimisers use the new
+    rates (lr 0: G and D stay exactly as they were), and a later plain resume keeps them."""
+    data, _ = straight
+    run_train('--outdir', tmp_path, *_common(data), '--kimg', TOTAL_KIMG / 2)
+    run_dir = only_run_dir(tmp_path)
+    before = load_state(run_dir)
+    proc = run_train('--resume', run_dir, '--kimg', TOTAL_KIMG * 3 / 4, '--glr', 0, '--dlr', 0)
+    assert '--glr: 0.002 -> 0 from here on.' in proc.stdout and '--dlr: 0.002 -> 0' in proc.stdout
+    run_train('--resume', run_dir, '--kimg', TOTAL_KIMG)      # no options: the new rates stay
+    after = load_state(run_dir)
+    assert after['progress']['cur_nimg'] == TOTAL_KIMG * 1000
+    for net in ('G', 'D'):
+        a, b = flat_tensors(before[net]), flat_tensors(after[net])
+        changed = [k for k in a if not torch.equal(a[k], b[k]) and not k.endswith('w_avg')]
+        assert not changed, f'{net} changed at lr 0: {changed[:3]}'  # w_avg still tracks samples
+    assert (after['config']['optim']['G_lr'], after['config']['optim']['D_lr']) == (0, 0)
+    assert all(group['lr'] == 0 for opt in after['optimizers'].values() for group in opt['param_groups'])
+
+
 def test_resume_rejects_changed_options(tmp_path):
     run_dir = tmp_path / '00000-x'
     run_dir.mkdir()
