@@ -28,7 +28,8 @@ ALL=(emoji-sg3t emoji-sg3r emoji-sg2f)
 # Training variants: a second run of a bundled model with a different D or schedule, so it can be
 # compared with the main run on the same machine without moving either away. A variant is named
 # after its bundle (BUNDLE-xxx) and has its own options in cfg_args.
-VARIANTS=(emoji-sg3r-d48 emoji-sg3t-d64 emoji-sg2f-dwarm emoji-sg2f-slowg emoji-sg2f-d48 emoji-sg3t-xd48 emoji-sg2f-xd48)
+VARIANTS=(emoji-sg3r-d48 emoji-sg3t-d64 emoji-sg2f-dwarm emoji-sg2f-slowg emoji-sg2f-d48 emoji-sg3t-xd48 emoji-sg2f-xd48
+          emoji-sg3t-d48)
 
 # Options shared by the three runs: 64x64 faces/people emoji + x-flips, batch 16, R1 gamma 1,
 # ADA (p reacts within 100 kimg, our runs are short), mapping depth 2, z/w 128, 1 kimg ticks,
@@ -76,6 +77,9 @@ cfg_args() {  # per-model network options, chosen for >= 20 FPS rendering on 2 c
     # Both tried in session 14: slower to get worse than with a D from random weights, but worse
     # all the same (docs/bundled-models.md); states not kept.
     emoji-sg2f-xd48) echo "$(cfg_args emoji-sg2f-d48)" --transfer-d "$KEPT/donors/emoji-sg3r-d48-000217.pt" ;;
+    # A new emoji-sg3t run from scratch (`start`) with D at 48 channels, as emoji-sg2f-d48: the
+    # bundle's run was lost in session 9 and every transfer from its G_ema-only file got worse.
+    emoji-sg3t-d48) echo "$(cfg_args emoji-sg3t)" --d-cbase 4096 --d-cmax 48 ;;
     *) echo "unknown model name $1 (use ${ALL[*]} ${VARIANTS[*]})" >&2; exit 2 ;;
   esac
 }

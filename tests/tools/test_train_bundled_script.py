@@ -145,18 +145,25 @@ def test_a_variant_transfers_from_its_base_bundle_beside_the_main_run(env, varia
     assert 'emoji-sg2f: not started here' in status
 
 
-def test_start_trains_a_variant_from_scratch_beside_the_main_run(env):
-    result = script(env, 'start', 'emoji-sg2f-d48')
+FROM_SCRATCH = {  # variants started with `start`: their full options
+    'emoji-sg2f-d48': '--cfg stylegan2-fourier --cbase 4096 --cmax 32 --d-cbase 4096 --d-cmax 48',
+    'emoji-sg3t-d48': '--cfg stylegan3-t --cbase 4096 --cmax 32 --sg3-layers 10 --d-cbase 4096 --d-cmax 48',
+}
+
+
+@pytest.mark.parametrize('variant', sorted(FROM_SCRATCH))
+def test_start_trains_a_variant_from_scratch_beside_the_main_run(env, variant):
+    result = script(env, 'start', variant)
     assert result.returncode == 0, result.stderr
     call = wait_for_calls(env['calls'])
-    assert f'--outdir {env["runs"]}/emoji-sg2f-d48 ' in call
-    assert '--cfg stylegan2-fourier --cbase 4096 --cmax 32 --d-cbase 4096 --d-cmax 48' in call
+    assert f'--outdir {env["runs"]}/{variant} ' in call
+    assert FROM_SCRATCH[variant] in call
     assert '--aug ada' in call and '--resume' not in call
     # From scratch: no bundle to transfer from, so nothing adds the bundle's kimg to this run.
     assert '--transfer' not in call
-    assert not (env['runs'] / 'emoji-sg2f-d48' / 'transfer-base.json').exists()
+    assert not (env['runs'] / variant / 'transfer-base.json').exists()
     # A second start would hide the first run from `resume`: refused.
-    result = script(env, 'start', 'emoji-sg2f-d48')
+    result = script(env, 'start', variant)
     assert result.returncode == 1 and 'exists already' in result.stderr
 
 
