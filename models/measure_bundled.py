@@ -59,7 +59,7 @@ def snapshot_file_name(kimg: int) -> str:
 
 _TICK = re.compile(r'^tick\s+(\d+)\s+kimg\s+([\d.]+)\s+time\s+.+?\s+sec/tick\s+([\d.]+)\s+'
                    r'sec/kimg\s+([\d.]+)\s+maintenance\s+([\d.]+)')
-_RESUME = re.compile(r'^Resuming from kimg ([\d.]+) \(tick (\d+)\)')
+_RESUME = re.compile(r'^Resuming from kimg ([\d.]+) \(tick (\d+)[;)]')  # newer lines add the lrs
 
 
 @dataclasses.dataclass(frozen=True)

@@ -5,6 +5,7 @@
 #   models/train_bundled.sh start  [NAME..]  # start fresh runs in the background (once)
 #   models/train_bundled.sh resume [NAME..]  # continue each run exactly where its last snapshot left it
 #   models/train_bundled.sh transfer NAME..  # new run from models/NAME.safetensors when its run is lost
+#   models/train_bundled.sh cooldown NAME GLR DLR  # resume NAME exactly, at new learning rates from now on
 #   models/train_bundled.sh stop   NAME..    # stop runs right after their next training-state write, then keep
 #   models/train_bundled.sh keep   [NAME..]  # copy each run's resumable state into models/runs/ (commit it)
 #   models/train_bundled.sh status           # running processes, kept state, newest tick line and snapshot per run
@@ -123,6 +124,13 @@ build_dataset() {
   "$PY" "$REPO/dataset_tool.py" --source "$FONT" --subset faces-people --resolution 64x64 --dest "$DATA"
 }
 
+restore_kept() {  # restore_kept NAME: on a new machine, bring NAME's kept state and the dataset back
+  if [ ! -e "$RUNS/$1" ] && [ -d "$KEPT/$1" ]; then
+    mkdir -p "$RUNS"; cp -rp "$KEPT/$1" "$RUNS/$1"; echo "$1: restored from models/runs/$1"
+  fi
+  [ -e "$DATA" ] || build_dataset   # the same command gives the same zip on a new machine
+}
+
 launch() {  # launch NAME LOGNAME ARGS...: background, detached, logged into $RUNS/NAME/
   local name=$1 log=$2; shift 2
   mkdir -p "$RUNS/$name"
@@ -150,12 +158,21 @@ case ${1:-} in
       if pgrep -f "train.py --outdir $RUNS/$name " >/dev/null; then
         echo "$name: already running" >&2; continue
       fi
-      if [ ! -e "$RUNS/$name" ] && [ -d "$KEPT/$name" ]; then   # a new machine: bring the kept state back
-        mkdir -p "$RUNS"; cp -rp "$KEPT/$name" "$RUNS/$name"; echo "$name: restored from models/runs/$name"
-      fi
-      [ -e "$DATA" ] || build_dataset   # the same command gives the same zip on a new machine
+      restore_kept "$name"
       launch "$name" nohup.log --resume latest
     done
+    ;;
+  cooldown)
+    # A plateaued run continues exactly (weights, Adam moments, ADA, data position) at lower
+    # learning rates; they are saved in its training state, so later `resume`s keep them.
+    [ $# -eq 4 ] || { echo "usage: $0 cooldown NAME GLR DLR" >&2; exit 2; }
+    name=$2
+    if pgrep -f "train.py --outdir $RUNS/$name " >/dev/null; then
+      echo "$name: running; stop it first ('stop $name')" >&2; exit 1
+    fi
+    restore_kept "$name"
+    [ -n "$(newest_run "$RUNS/$name")" ] || { echo "$name: no run in $RUNS/$name to cool down" >&2; exit 1; }
+    launch "$name" nohup.log --resume latest --glr "$3" --dlr "$4"
     ;;
   transfer)
     # When a run folder is lost (a new machine keeps only the repository), continue training from
@@ -204,6 +221,6 @@ case ${1:-} in
       ls "$run" | grep -E 'network-snapshot' | tail -1 || true
     done
     ;;
-  *) sed -n '2,18p' "$0"; exit 2 ;;
+  *) sed -n '2,19p' "$0"; exit 2 ;;
 esac
 exit $FAILED

@@ -35,7 +35,8 @@ def tick_line(tick, kimg, total, sec_tick, maintenance):
 
 
 # Three processes: the first logs ticks 0-5 and is stopped after tick 5 (its last training state
-# was written after tick 4), so the second redoes tick 5; the third resumes cleanly at tick 7.
+# was written after tick 4), so the second redoes tick 5; the third resumes cleanly at tick 7
+# (in the newer form of the line, which also gives the learning rates).
 CRAFTED_LOG = '\n'.join([
     'Training for 5000.0 kimg...',
     tick_line(0, 0.0, '10s', 10.0, 0.0),
@@ -48,7 +49,7 @@ CRAFTED_LOG = '\n'.join([
     'Training for 5000.0 kimg...',
     tick_line(5, 5.0, '8m 20s', 500.0, 0.0),
     tick_line(6, 6.0, '16m 50s', 500.0, 10.0),
-    'Resuming from kimg 6.032 (tick 7).',
+    'Resuming from kimg 6.032 (tick 7; G lr 0.0005, D lr 0.0004).',
     'Training for 5000.0 kimg...',
     tick_line(7, 7.0, '5m 00s', 300.0, 0.0),
     tick_line(8, 8.0, '10m 05s', 300.0, 5.0),

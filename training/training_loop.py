@@ -653,7 +653,8 @@ def training_loop(config: TrainingConfig, run_dir, device, resume_state=None) ->
         else:
             if run.rank == 0:
                 trim_stats(run_dir, run.progress.cur_nimg)
-            distributed.print0(f'Resuming from kimg {run.progress.cur_nimg / 1000:.3f} (tick {run.progress.cur_tick}).')
+            distributed.print0(f'Resuming from kimg {run.progress.cur_nimg / 1000:.3f} (tick {run.progress.cur_tick}; '
+                               f'G lr {config.optim.G_lr:g}, D lr {config.optim.D_lr:g}).')
         _loop(run)
         return run
     finally:

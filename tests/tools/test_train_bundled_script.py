@@ -72,6 +72,23 @@ def test_keep_then_resume_on_a_new_machine(env):
     assert any(c.endswith(f'train.py --outdir {env["runs"]}/emoji-sg3r --resume latest') for c in calls)
 
 
+def test_cooldown_resumes_a_kept_run_at_new_learning_rates(env):
+    assert script(env, 'keep', 'emoji-sg3r').returncode == 0
+    subprocess.run(['rm', '-rf', str(env['runs'])], check=True)      # a new machine
+    result = script(env, 'cooldown', 'emoji-sg3r', '0.0005', '0.0004')
+    assert result.returncode == 0, result.stderr
+    assert 'emoji-sg3r: restored from models/runs/emoji-sg3r' in result.stdout
+    calls = wait_for_calls(env['calls']).splitlines()
+    assert calls[-1].endswith(f'train.py --outdir {env["runs"]}/emoji-sg3r --resume latest '
+                              '--glr 0.0005 --dlr 0.0004')
+
+    result = script(env, 'cooldown', 'emoji-sg3r', '0.0005')
+    assert result.returncode == 2 and 'usage:' in result.stderr
+    result = script(env, 'cooldown', 'emoji-sg2f', '0.0005', '0.0004')   # nothing to cool down
+    assert result.returncode == 1
+    assert result.stderr.strip() == f'emoji-sg2f: no run in {env["runs"]}/emoji-sg2f to cool down'
+
+
 def test_transfer_starts_from_the_bundle_and_keeps_its_json(env):
     subprocess.run(['rm', '-rf', str(env['runs'] / 'emoji-sg3r')], check=True)
     result = script(env, 'transfer', 'emoji-sg3r')

@@ -101,6 +101,7 @@ def test_resume_with_new_learning_rates_continues_at_them(tmp_path, straight):
     proc = run_train('--resume', run_dir, '--kimg', TOTAL_KIMG * 3 / 4, '--glr', 0, '--dlr', 0)
     assert '--glr: 0.002 -> 0 from here on.' in proc.stdout and '--dlr: 0.002 -> 0' in proc.stdout
     run_train('--resume', run_dir, '--kimg', TOTAL_KIMG)      # no options: the new rates stay
+    assert 'Resuming from kimg 0.048 (tick 7; G lr 0, D lr 0).' in (run_dir / 'log.txt').read_text()
     after = load_state(run_dir)
     assert after['progress']['cur_nimg'] == TOTAL_KIMG * 1000
     for net in ('G', 'D'):
