@@ -124,6 +124,10 @@ build_dataset() {
   "$PY" "$REPO/dataset_tool.py" --source "$FONT" --subset faces-people --resolution 64x64 --dest "$DATA"
 }
 
+run_pid() {  # run_pid NAME: the pid of NAME's running train.py, or nothing
+  pgrep -f "train.py --outdir $RUNS/$1 " | head -1 || true
+}
+
 restore_kept() {  # restore_kept NAME: on a new machine, bring NAME's kept state and the dataset back
   if [ ! -e "$RUNS/$1" ] && [ -d "$KEPT/$1" ]; then
     mkdir -p "$RUNS"; cp -rp "$KEPT/$1" "$RUNS/$1"; echo "$1: restored from models/runs/$1"
@@ -155,7 +159,7 @@ case ${1:-} in
     # --resume latest continues the newest run folder in --outdir bit-exactly from its
     # training-state file (weights, optimisers, ADA p, sampler position, RNG).
     shift; for name in "${@:-${ALL[@]}}"; do
-      if pgrep -f "train.py --outdir $RUNS/$name " >/dev/null; then
+      if [ -n "$(run_pid "$name")" ]; then
         echo "$name: already running" >&2; continue
       fi
       restore_kept "$name"
@@ -167,7 +171,7 @@ case ${1:-} in
     # learning rates; they are saved in its training state, so later `resume`s keep them.
     [ $# -eq 4 ] || { echo "usage: $0 cooldown NAME GLR DLR" >&2; exit 2; }
     name=$2
-    if pgrep -f "train.py --outdir $RUNS/$name " >/dev/null; then
+    if [ -n "$(run_pid "$name")" ]; then
       echo "$name: running; stop it first ('stop $name')" >&2; exit 1
     fi
     restore_kept "$name"
@@ -195,7 +199,7 @@ case ${1:-} in
     # Stop a run right after it writes its next training state, so nothing is lost (used to
     # give the slower StyleGAN3 runs the cores while emoji-sg2f is ahead in kimg).
     shift; for name in "$@"; do
-      pid=$(pgrep -f "train.py --outdir $RUNS/$name " | head -1) || true
+      pid=$(run_pid "$name")
       [ -n "$pid" ] || { echo "$name: not running" >&2; continue; }
       state=$(newest_run "$RUNS/$name")/training-state.pt
       before=$(stat -c %Y "$state" 2>/dev/null || echo 0)
