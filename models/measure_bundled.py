@@ -673,11 +673,19 @@ def _measure_eq_stream(bundle: pathlib.Path, names, samples: int, cache_dir: pat
     measure_all(G, list(names), bundle_key(bundle), samples, cache_dir, None, device)
 
 
+def _thread_lock_for_progress_bars() -> None:
+    """Give a worker's tqdm bars a thread lock: the multiprocessing lock tqdm makes by default is
+    left to the parent's resource tracker when the pool ends ("leaked semaphore objects")."""
+    import threading
+    from tqdm import tqdm
+    tqdm.set_lock(threading.RLock())
+
+
 def cache_equivariance_in_parallel(bundle: pathlib.Path, samples: int, cache_dir: pathlib.Path, device) -> None:
     """Measure the EQ metrics of a bundled file into `cache_dir`, one process per pass."""
     import multiprocessing
     ctx = multiprocessing.get_context('spawn')    # not fork: torch's thread pools do not survive it
-    with ctx.Pool(len(EQ_STREAMS)) as pool:
+    with ctx.Pool(len(EQ_STREAMS), initializer=_thread_lock_for_progress_bars) as pool:
         pool.starmap(_measure_eq_stream, [(bundle, names, samples, cache_dir, str(device)) for names in EQ_STREAMS])
 
 
