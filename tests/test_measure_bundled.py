@@ -125,6 +125,14 @@ def fake(tmp_path, monkeypatch, single_thread):
     return run, models
 
 
+def write_card_without_eq(mb, run, models):
+    """measure_bundled.py on the fake run's snapshot 8, quality only: the JSON and card that the
+    EQ tests start from."""
+    result = invoke(mb, '--name', 'tiny-sg3t', '--run', run, '--snapshot-kimg', 8, '--num-gen', NUM_GEN,
+                    '--models-dir', models, '--skip-eq', '--skip-fps')
+    assert result.exit_code == 0, result.output
+
+
 def test_cli_writes_metrics_json_and_card(mb, fake):
     run, models = fake
     (models / 'sticking-average.png').write_bytes(b'')
@@ -233,9 +241,7 @@ def test_continued_run_adds_its_bundle(mb, fake, export_bundled):
     run, models = fake
     base = write_transfer_base(run)
     (run / 'network-snapshot-000000.pt').unlink()             # not needed: the baseline comes from the base
-    result = invoke(mb, '--name', 'tiny-sg3t', '--run', run, '--snapshot-kimg', 8, '--num-gen', NUM_GEN,
-                    '--models-dir', models, '--skip-eq', '--skip-fps')
-    assert result.exit_code == 0, result.output
+    write_card_without_eq(mb, run, models)
     data = json.loads((models / 'tiny-sg3t.json').read_text())
     assert set(data) == JSON_KEYS | {'continued_from'}
     assert data['continued_from'] == base['snapshot']
@@ -273,9 +279,7 @@ def test_measure_eq_updates_json_and_card_in_place(mb, measure_eq, fake, tmp_pat
     """The full EQ count is added later from the bundled file alone: only the EQ numbers, count and
     notes sentence change in the JSON, only the EQ rows in the card."""
     run, models = fake
-    result = invoke(mb, '--name', 'tiny-sg3t', '--run', run, '--snapshot-kimg', 8, '--num-gen', NUM_GEN,
-                    '--models-dir', models, '--skip-eq', '--skip-fps')
-    assert result.exit_code == 0, result.output
+    write_card_without_eq(mb, run, models)
     before_json = json.loads((models / 'tiny-sg3t.json').read_text())
     before_card = (models / 'tiny-sg3t.md').read_text()
     assert '| eqt50k_int / eqt50k_frac / eqr50k | not measured | |' in before_card
@@ -337,9 +341,7 @@ def test_measure_eq_jobs_2_gives_the_values_of_one_process(mb, measure_eq, fake,
     """--jobs 2 runs the translation and rotation passes in two processes: the same numbers, and
     each pass's results land in the cache (so a rerun measures nothing)."""
     run, models = fake
-    result = invoke(mb, '--name', 'tiny-sg3t', '--run', run, '--snapshot-kimg', 8, '--num-gen', NUM_GEN,
-                    '--models-dir', models, '--skip-eq', '--skip-fps')
-    assert result.exit_code == 0, result.output
+    write_card_without_eq(mb, run, models)
     values = {}
     for jobs in (1, 2):
         cache = tmp_path / f'eqcache{jobs}'
@@ -363,15 +365,13 @@ def test_measure_eq_jobs_2_exits_without_resource_warnings(mb, fake, tmp_path):
     import subprocess
     import sys
     run, models = fake
-    result = invoke(mb, '--name', 'tiny-sg3t', '--run', run, '--snapshot-kimg', 8, '--num-gen', NUM_GEN,
-                    '--models-dir', models, '--skip-eq', '--skip-fps')
-    assert result.exit_code == 0, result.output
+    write_card_without_eq(mb, run, models)
     proc = subprocess.run([sys.executable, str(REPO / 'models' / 'measure_eq.py'), '--name', 'tiny-sg3t',
                            '--eq-samples', str(EQ_SAMPLES), '--models-dir', str(models),
                            '--cache-dir', str(tmp_path / 'eqcache'), '--jobs', '2'],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert '"eq_num_samples": 4' in proc.stdout
+    assert f'"eq_num_samples": {EQ_SAMPLES}' in proc.stdout
     assert 'leaked' not in proc.stderr and 'Warning' not in proc.stderr, proc.stderr[-2000:]
 
 
